@@ -1,0 +1,62 @@
+"""The calls in progress: each runs as its own task, so one call's failure never ends another."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections import deque
+
+import aiohttp
+from loguru import logger
+from pipecat.transports.base_transport import BaseTransport
+
+from bot.config import Settings
+from bot.models import SpeechModel
+from bot.pipeline import CallReport, run_call
+
+
+class CallManager:
+    """Holds what calls share (settings, Whisper, one HTTP session) and the running call tasks."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.speech: SpeechModel | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.tasks: dict[str, asyncio.Task[CallReport | None]] = {}
+        self.finished: deque[CallReport] = deque(maxlen=100)  # recent calls, for /ready and tests
+        self._numbers = itertools.count(1)
+
+    @property
+    def ready(self) -> bool:
+        return self.speech is not None and self.session is not None
+
+    def start(self, transport: BaseTransport, *, kind: str) -> str:
+        """Run a call in the background; returns its id (for logs, never a secret)."""
+        assert self.speech is not None and self.session is not None
+        call_id = f"{kind}-{next(self._numbers)}-{secrets.token_hex(2)}"
+        task = asyncio.create_task(self._run(transport, call_id), name=call_id)
+        self.tasks[call_id] = task
+        return call_id
+
+    async def _run(self, transport: BaseTransport, call_id: str) -> CallReport | None:
+        try:
+            report = await run_call(
+                transport, self.settings, self.speech, self.session, call_id=call_id
+            )
+            self.finished.append(report)
+            return report
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(f"[{call_id}] call crashed; other calls continue")
+            return None
+        finally:
+            self.tasks.pop(call_id, None)
+
+    async def close(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()

