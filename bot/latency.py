@@ -6,6 +6,7 @@ that sum to the whole. We fold them into the five stages a developer tunes separ
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,8 +67,8 @@ class TurnLatency:
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile; fine for the handful of turns in a call."""
     ordered = sorted(values)
-    rank = max(1, round(pct / 100 * len(ordered) + 0.5))
-    return ordered[min(rank, len(ordered)) - 1]
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 @dataclass

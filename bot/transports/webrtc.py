@@ -41,6 +41,8 @@ def _parse_offer(body: dict[str, Any]) -> SmallWebRTCRequest | str:
         return "type: must be 'offer'"
     if body.get("pc_id") is not None and not isinstance(body["pc_id"], str):
         return "pc_id: must be a string"
+    if "\nm=audio " not in body["sdp"].replace("\r\n", "\n"):
+        return "sdp: the offer has no audio section (m=audio); the bot needs a microphone track"
     known = {"sdp", "type", "pc_id", "restart_pc", "requestData", "request_data"}
     return SmallWebRTCRequest.from_dict({k: v for k, v in body.items() if k in known})
 

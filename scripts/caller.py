@@ -1,0 +1,169 @@
+"""A real WebRTC caller built on aiortc: WAV files as the microphone, the bot's audio recorded.
+
+It speaks to the bot exactly as the browser page does: an audio transceiver, a `chat` data channel
+carrying RTVI messages, and the SDP offer POSTed to `/api/offer`. The end-to-end tests and the
+latency benchmark both call the bot through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+MIC_RATE = 16000
+FRAME_SAMPLES = MIC_RATE // 50  # 20 ms
+SILENCE_LEVEL = 300  # s16 amplitude under which a sample counts as silence (about -40 dBFS)
+
+
+def read_wav(path: Path) -> bytes:
+    with wave.open(str(path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (MIC_RATE, 1, 2), path
+        return w.readframes(w.getnframes())
+
+
+class Microphone(MediaStreamTrack):
+    """20 ms frames at real-time pace: queued speech when there is some, silence otherwise."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = b""
+        self._start: float | None = None
+        self._sent = 0
+        self._last_speech_sample = 0
+
+    def say(self, pcm: bytes) -> None:
+        """Queue speech; it goes out after what is already queued, at real-time pace."""
+        loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2")) > SILENCE_LEVEL)
+        queued = self._sent + len(self._pending) // 2
+        self._last_speech_sample = queued + (int(loud[-1]) if loud.size else 0)
+        self._pending += pcm
+
+    def speech_end(self) -> float:
+        """When (time.monotonic) the last loud sample of the last utterance is due out."""
+        assert self._start is not None, "the microphone has not started"
+        return self._start + self._last_speech_sample / MIC_RATE
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._sent / MIC_RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        size = FRAME_SAMPLES * 2
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        chunk = chunk.ljust(size, b"\0")
+        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        frame.planes[0].update(chunk)
+        frame.sample_rate = MIC_RATE
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, MIC_RATE)
+        self._sent += FRAME_SAMPLES
+        return frame
+
+
+class Caller:
+    """One browser-like session: connect, speak, and keep everything the bot sends."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.pc = RTCPeerConnection()
+        self.mic = Microphone()
+        self.messages: list[dict[str, Any]] = []
+        self.audio: list[tuple[float, bytes]] = []  # (arrival time, 48 kHz mono s16le)
+        self._new_message = asyncio.Event()
+        self._reader: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        self.pc.addTransceiver(self.mic, direction="sendrecv")
+        self.pc.addTransceiver("video", direction="recvonly")  # SmallWebRTC expects m-line 1
+        channel = self.pc.createDataChannel("chat")
+
+        @channel.on("open")
+        def on_open() -> None:
+            ready = {
+                "label": "rtvi-ai",
+                "type": "client-ready",
+                "id": "ready-1",
+                "data": {"version": "2.2.0", "about": {"library": "aiortc-test-caller"}},
+            }
+            channel.send(json.dumps(ready))
+
+        @channel.on("message")
+        def on_message(raw: str) -> None:
+            message = json.loads(raw)
+            if message.get("label") == "rtvi-ai":
+                self.messages.append(message)
+                self._new_message.set()
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._reader = asyncio.create_task(self._record(track))
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(
+                f"{self.base_url}/api/offer",
+                json={"sdp": self.pc.localDescription.sdp, "type": "offer"},
+            )
+        response.raise_for_status()
+        answer = response.json()
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:
+                return
+            for out in resampler.resample(frame):
+                self.audio.append((time.monotonic(), bytes(out.planes[0])[: out.samples * 2]))
+
+    def audio_between(self, start: float, end: float = float("inf")) -> bytes:
+        return b"".join(pcm for at, pcm in self.audio if start <= at < end)
+
+    def first_sound_after(self, start: float) -> float | None:
+        """Arrival time of the first audible frame from the bot after `start`."""
+        for at, pcm in self.audio:
+            if (
+                at >= start
+                and np.abs(np.frombuffer(pcm, dtype="<i2")).max(initial=0) > SILENCE_LEVEL
+            ):
+                return at
+        return None
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    def server_messages(self, kind: str) -> list[dict[str, Any]]:
+        return [m["data"] for m in self.of_type("server-message") if m["data"].get("type") == kind]
+
+    async def wait_for(self, predicate, within: float, what: str) -> Any:
+        """Wait until `predicate()` is truthy, checking on each message and every 100 ms."""
+        deadline = time.monotonic() + within
+        while not (result := predicate()):
+            if time.monotonic() > deadline:
+                seen = [m.get("type") for m in self.messages]
+                raise AssertionError(f"timed out waiting for {what}; saw {seen}")
+            self._new_message.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_message.wait(), 0.1)
+        return result
+
+    async def close(self) -> None:
+        await self.pc.close()
+        if self._reader:
+            self._reader.cancel()

@@ -1,0 +1,174 @@
+"""`make run`: start the LLM server, the TTS server and the bot natively, and supervise them.
+
+- LLM: the OpenAI-compatible server at LLM_BASE_URL when it answers and serves LLM_MODEL
+  (e.g. a local Ollama); otherwise the embedded llama.cpp server (scripts/llm_server.py).
+- TTS: the server at XTTS_BASE_URL when it is already up; otherwise `python -m xtts`.
+- The bot: `python -m bot`.
+
+It waits until the bot's /ready says everything is up, prints the page's URL, and on Ctrl-C (or
+when any process dies) stops them all. Each process's output is prefixed with its name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.config import Settings as BotSettings  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+
+EMBEDDED_LLM_PORT = int(os.environ.get("LLM_SERVER_PORT", "8080"))
+READY_TIMEOUT = float(os.environ.get("RUN_READY_TIMEOUT", "600"))  # a first model download
+
+
+def say(message: str) -> None:
+    print(f"\033[1mrun\033[0m  {message}", flush=True)
+
+
+def llm_problem(settings: BotSettings) -> str | None:
+    """Why the configured LLM server cannot be used, or None when it can."""
+    try:
+        response = httpx.get(
+            f"{settings.llm_base_url}/models",
+            headers={"Authorization": f"Bearer {settings.llm_api_key}"},
+            timeout=2,
+        )
+    except httpx.HTTPError:
+        return f"no LLM server answers at {settings.llm_base_url}"
+    if response.status_code != 200:
+        return f"the LLM server at {settings.llm_base_url} answered {response.status_code}"
+    models = {m.get("id") for m in response.json().get("data", [])}
+    if settings.llm_model not in models:
+        return (
+            f"the LLM server lacks {settings.llm_model!r} (try: ollama pull {settings.llm_model})"
+        )
+    return None
+
+
+def tts_running(settings: BotSettings) -> bool:
+    try:
+        return httpx.get(f"{settings.xtts_base_url}/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def pipe_output(name: str, stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        sys.stdout.write(f"{name:>4} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+_pipes: set[asyncio.Task] = set()  # output forwarders, kept alive while their process runs
+
+
+async def start(name: str, args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+    )
+    _pipes.add(asyncio.create_task(pipe_output(name, process.stdout)))
+    return process
+
+
+async def wait_ready(url: str, processes: dict[str, asyncio.subprocess.Process]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    async with httpx.AsyncClient(timeout=3) as client:
+        while time.monotonic() < deadline:
+            for name, process in processes.items():
+                if process.returncode is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode} while starting")
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"not ready after {READY_TIMEOUT:.0f}s: {url}")
+
+
+async def stop_all(processes: dict[str, asyncio.subprocess.Process]) -> None:
+    for process in processes.values():
+        if process.returncode is None:
+            process.terminate()
+    for name, process in processes.items():
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            say(f"{name} did not stop in 10 s; killing it")
+            process.kill()
+            await process.wait()
+
+
+async def main() -> int:
+    settings = load_settings()
+    bot_env: dict[str, str] = {}
+    processes: dict[str, asyncio.subprocess.Process] = {}
+
+    problem = llm_problem(settings)
+    if problem is None:
+        say(f"LLM: using {settings.llm_model} at {settings.llm_base_url}")
+    else:
+        say(f"LLM: {problem}; starting the embedded llama.cpp server on :{EMBEDDED_LLM_PORT}")
+        llm_url = f"http://127.0.0.1:{EMBEDDED_LLM_PORT}/v1"
+        bot_env.update({"LLM_BASE_URL": llm_url, "LLM_MODEL": "local", "LLM_API_KEY": "EMPTY"})
+        processes["llm"] = await start(
+            "llm", ["scripts/llm_server.py", "--port", str(EMBEDDED_LLM_PORT)], {}
+        )
+
+    if tts_running(settings):
+        say(f"TTS: using the server at {settings.xtts_base_url}")
+    else:
+        port = urlparse(settings.xtts_base_url).port or 8001
+        say(f"TTS: starting the TTS server on :{port}")
+        processes["tts"] = await start("tts", ["-m", "xtts"], {"TTS_PORT": str(port)})
+
+    processes["bot"] = await start("bot", ["-m", "bot"], bot_env)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+
+    ready = asyncio.create_task(
+        wait_ready(f"http://127.0.0.1:{settings.bot_port}/ready", processes)
+    )
+    exits = [asyncio.create_task(p.wait()) for p in processes.values()]
+    interrupted = asyncio.create_task(stopping.wait())
+    status = 0
+    try:
+        done, _ = await asyncio.wait([ready, interrupted], return_when=asyncio.FIRST_COMPLETED)
+        if ready in done:
+            ready.result()  # raises if a process died or time ran out
+            say(f"ready: open http://localhost:{settings.bot_port} in your browser (Ctrl-C stops)")
+            await asyncio.wait([interrupted, *exits], return_when=asyncio.FIRST_COMPLETED)
+            for name, process in processes.items():
+                if process.returncode is not None and not stopping.is_set():
+                    say(f"{name} exited with {process.returncode}; stopping the rest")
+                    status = 1
+    except RuntimeError as error:
+        say(str(error))
+        status = 1
+    finally:
+        say("stopping ...")
+        ready.cancel()
+        await stop_all(processes)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,107 @@
+"""End to end over WebRTC: real processes, a real aiortc caller, Whisper as the judge."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from bot.latency import STAGES
+from scripts.caller import Caller, read_wav
+from tests.support import ARTIFACTS, FIXTURES, rms, transcribe
+
+pytestmark = pytest.mark.e2e
+
+QUESTION = read_wav(FIXTURES / "questions" / "france.wav")
+RECEIVED_RATE = 48000  # what the caller records (Opus decodes at 48 kHz)
+
+
+def words(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+async def greeting_of(caller: Caller) -> bytes:
+    await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 90, "the greeting")
+    return caller.audio_between(0)
+
+
+async def ask(caller: Caller, pcm: bytes) -> tuple[str, bytes, dict]:
+    """Speak `pcm`; return what the bot heard, the audio of its answer, and the turn's latency."""
+    finals_before = len(caller.of_type("user-transcription"))
+    turns_before = len(caller.server_messages("latency"))
+    stops_before = len(caller.of_type("bot-stopped-speaking"))
+    spoken_at = time.monotonic()
+    caller.mic.say(pcm)
+
+    def heard() -> list[dict]:
+        new = caller.of_type("user-transcription")[finals_before:]
+        return [m for m in new if m["data"].get("final")]
+
+    transcript = (await caller.wait_for(heard, 60, "the question's transcript"))[-1]["data"]["text"]
+    latency = await caller.wait_for(
+        lambda: caller.server_messages("latency")[turns_before:], 60, "the turn's latency"
+    )
+    await caller.wait_for(
+        lambda: len(caller.of_type("bot-stopped-speaking")) > stops_before, 90, "the answer to end"
+    )
+    return transcript, caller.audio_between(spoken_at), latency[-1]
+
+
+def assert_english_speech(pcm: bytes) -> str:
+    heard = transcribe(pcm, RECEIVED_RATE)
+    assert len(heard.split()) >= 2, f"answer not intelligible: {heard!r}"
+    assert sum(w.isascii() and w.isalpha() for w in heard.split()) >= len(heard.split()) / 2, heard
+    return heard
+
+
+def assert_full_breakdown(turn: dict) -> None:
+    assert turn["kind"] == "turn"
+    assert set(turn["stages_ms"]) == set(STAGES)
+    for stage in ("endpointing", "stt", "llm", "tts"):
+        assert turn["stages_ms"][stage] > 0, (stage, turn)
+    assert turn["total_ms"] == pytest.approx(sum(turn["stages_ms"].values()), abs=1)
+
+
+async def test_spoken_question_gets_a_spoken_answer(stack):
+    caller = Caller(stack.bot_url)
+    await caller.connect()
+    try:
+        greeting = await greeting_of(caller)
+        assert rms(greeting) > 0.01, "greeting is silent"
+        assert "harper" in transcribe(greeting, RECEIVED_RATE)
+
+        transcript, answer, turn = await ask(caller, QUESTION)
+        assert "capital" in words(transcript) and "france" in words(transcript), transcript
+        assert rms(answer) > 0.01, "answer is silent"
+        assert_english_speech(answer)
+        assert_full_breakdown(turn)
+        bot_lines = caller.of_type("bot-output") or caller.of_type("bot-tts-text")
+        assert bot_lines, "the bot's words never reached the page"
+    finally:
+        await caller.close()
+
+    # The per-call summary table is logged when the call ends.
+    log = ARTIFACTS / "e2e-bot.log"
+    await caller.wait_for(lambda: "latency summary" in log.read_text(), 20, "the call's summary")
+    summary = log.read_text().split("latency summary:")[-1]
+    assert "median" in summary and "p95" in summary
+
+
+async def test_two_sessions_at_once(stack):
+    callers = [Caller(stack.bot_url), Caller(stack.bot_url)]
+    await asyncio.gather(*(c.connect() for c in callers))
+    try:
+        greetings = await asyncio.gather(*(greeting_of(c) for c in callers))
+        assert all(rms(g) > 0.01 for g in greetings)
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{stack.bot_url}/health")).json()["calls"] >= 2
+
+        results = await asyncio.gather(*(ask(c, QUESTION) for c in callers))
+        for transcript, answer, turn in results:
+            assert "france" in words(transcript), transcript
+            assert_english_speech(answer)
+            assert_full_breakdown(turn)
+    finally:
+        await asyncio.gather(*(c.close() for c in callers))

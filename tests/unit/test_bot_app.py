@@ -1,0 +1,97 @@
+"""The bot's HTTP surface with its real app: page, health, readiness, and offer validation."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.models import bundled_whisper_path
+from tests.support import free_port
+
+
+@pytest.fixture(scope="module")
+def client():
+    # Nothing listens on these ports: the LLM and TTS servers are down.
+    settings = Settings(
+        whisper_model=bundled_whisper_path(),
+        whisper_device="cpu",
+        llm_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        xtts_base_url=f"http://127.0.0.1:{free_port()}",
+    )
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 60
+        while client.app.state.calls.speech is None:
+            assert time.monotonic() < deadline, "Whisper did not load"
+            time.sleep(0.1)
+        yield client
+
+
+def test_page_is_served_with_its_script_and_no_third_party_urls(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert 'id="connect"' in page.text and "app.js" in page.text
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "/api/offer" in script.text
+    for text in (page.text, script.text):
+        assert "https://" not in text and "http://" not in text
+
+
+def test_health_answers_while_dependencies_are_down(client):
+    assert client.get("/health").json() == {"status": "ok", "calls": 0}
+
+
+def test_ready_names_each_dependency_that_is_down(client):
+    response = client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False
+    assert body["stt"] == "tiny.en (bundled)" or body["stt"].endswith("model")
+    assert body["problems"]["llm"].startswith("LLM server unreachable at http://127.0.0.1:")
+    assert body["problems"]["tts"].startswith("TTS server unreachable at http://127.0.0.1:")
+    assert "stt" not in body["problems"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("not json", "body must be JSON"),
+        ([1, 2], "body must be a JSON object"),
+        ({"type": "offer"}, "sdp: required, the browser's SDP offer as a string"),
+        ({"sdp": "   ", "type": "offer"}, "sdp: required, the browser's SDP offer as a string"),
+        ({"sdp": "v=0", "type": "answer"}, "type: must be 'offer'"),
+        ({"sdp": "v=0", "type": "offer", "pc_id": 7}, "pc_id: must be a string"),
+    ],
+)
+def test_bad_offers_get_400_naming_the_problem(client, body, error):
+    kwargs = {"content": body} if isinstance(body, str) else {"json": body}
+    response = client.post("/api/offer", **kwargs)
+    assert response.status_code == 400
+    assert response.json() == {"error": error}
+
+
+def test_an_offer_without_audio_or_unusable_is_refused_not_crashed_on(client):
+    response = client.post("/api/offer", json={"sdp": "v=0\r\nnonsense\r\n", "type": "offer"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("sdp: the offer has no audio section")
+    garbled = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=garbage\r\n"
+    response = client.post("/api/offer", json={"sdp": garbled, "type": "offer"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the offer could not be used")
+    assert client.get("/health").json()["calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"candidates": []}, 400, "pc_id: required, the id returned with the answer"),
+        ({"pc_id": "x", "candidates": "no"}, 400, "candidates: must be a list"),
+        ({"pc_id": "x", "candidates": [{}]}, 400, "candidates[0]: needs a 'candidate' string"),
+        ({"pc_id": "unknown", "candidates": []}, 404, "Peer connection not found"),
+    ],
+)
+def test_bad_ice_candidate_patches(client, body, status, error):
+    response = client.patch("/api/offer", json=body)
+    assert response.status_code == status
+    assert response.json() == {"error": error}

@@ -1,0 +1,79 @@
+"""Settings: defaults, environment names, and one plain line per bad variable."""
+
+import pytest
+
+from bot.config import PROMPTS_DIR, Settings, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in list(Settings.model_fields):
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_defaults_are_the_seed_persona_on_the_usual_ports():
+    settings = load_settings()
+    assert settings.bot_port == 7860
+    assert settings.xtts_base_url == "http://127.0.0.1:8001"
+    assert settings.bot_prompt_file == PROMPTS_DIR / "miss_harper.md"
+    assert "Miss Harper" in settings.system_prompt
+    assert "elementary" in settings.system_prompt
+
+
+def test_environment_and_dotenv_are_read(monkeypatch, tmp_path):
+    (tmp_path / ".env").write_text("LLM_MODEL=qwen2.5:0.5b\nBOT_PORT=9000\n")
+    monkeypatch.setenv("WHISPER_DEVICE", "cpu")
+    monkeypatch.setenv("LLM_BASE_URL", "http://ollama:11434/v1/")
+    settings = load_settings()
+    assert (settings.llm_model, settings.bot_port, settings.whisper_device) == (
+        "qwen2.5:0.5b",
+        9000,
+        "cpu",
+    )
+    assert settings.llm_base_url == "http://ollama:11434/v1"  # trailing slash dropped
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "WHISPER_DEVICE",
+            "gpu",
+            "WHISPER_DEVICE: Input should be 'auto', 'cpu', 'cuda' or 'mlx' (got 'gpu')",
+        ),
+        (
+            "BOT_PORT",
+            "99999",
+            "BOT_PORT: Input should be less than or equal to 65535 (got '99999')",
+        ),
+        (
+            "LLM_BASE_URL",
+            "localhost:11434",
+            "LLM_BASE_URL: must be an http:// or https:// URL (got 'localhost:11434')",
+        ),
+        ("TTS_LANGUAGE", "klingon", "TTS_LANGUAGE: must be one of cs, de, en"),
+        (
+            "BOT_PROMPT_FILE",
+            "/nope.md",
+            "BOT_PROMPT_FILE: must be a readable file (got '/nope.md')",
+        ),
+        ("TURN_DETECTION", "magic", "TURN_DETECTION: Input should be 'smart-turn' or 'silence'"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as stopped:
+        load_settings()
+    message = str(stopped.value)
+    assert message.startswith(expected)
+    assert len(message.splitlines()) == 1
+
+
+def test_every_bad_variable_gets_its_own_line(monkeypatch):
+    monkeypatch.setenv("BOT_PORT", "0")
+    monkeypatch.setenv("VAD_STOP_SECS", "-1")
+    with pytest.raises(SettingsError) as stopped:
+        load_settings()
+    lines = str(stopped.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["BOT_PORT", "VAD_STOP_SECS"]
