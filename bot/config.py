@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     whisper_compute_type: Literal[
         "default", "auto", "int8", "int8_float16", "int8_float32", "float16", "float32"
     ] = "default"
-    whisper_cpu_threads: int = Field(0, ge=0, description="0 = CTranslate2's default")
+    whisper_cpu_threads: int = Field(0, ge=0, description="0 = up to 4, one per core")
+    whisper_trim_window: bool = Field(
+        True, description="encode only the turn (plus 3 s), not a 30 s window: ~4x faster on CPU"
+    )
 
     # Language model (any OpenAI-compatible server)
     llm_base_url: str = "http://127.0.0.1:11434/v1"

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from loguru import logger
 
 from bot.config import Settings
@@ -16,12 +17,13 @@ from bot.config import Settings
 class SpeechModel:
     """The loaded Whisper model and how it was resolved.
 
-    `model` is a faster-whisper `WhisperModel`, or None on MLX, which loads by name on demand.
+    `decoder` wraps the faster-whisper model (bot.stt.TurnDecoder); None on MLX, which loads the
+    model by name on demand.
     """
 
     name: str
     device: str
-    model: Any | None
+    decoder: Any | None
     load_secs: float
 
 
@@ -79,6 +81,12 @@ def load_speech_model(settings: Settings) -> SpeechModel:
         )
         name, device = "tiny.en (bundled)", "cpu"
         model = WhisperModel(fallback, device="cpu", compute_type="int8", cpu_threads=threads)
+    from bot.stt import TurnDecoder
+
+    decoder = TurnDecoder(model, trim_window=settings.whisper_trim_window)
+    # The first transcription pays for kernel set-up; pay it now, not in the first caller's turn.
+    quiet_noise = np.random.default_rng(0).normal(0, 1e-3, 16000).astype(np.float32)
+    decoder.transcribe(quiet_noise, language=model.supported_languages[0])
     secs = time.perf_counter() - start
     logger.info(f"Whisper {name} loaded on {device} ({compute_type}) in {secs:.2f}s")
-    return SpeechModel(name, device, model, secs)
+    return SpeechModel(name, device, decoder, secs)

@@ -38,7 +38,7 @@ from bot.config import Settings
 from bot.health import PROBES
 from bot.latency import CallLatency, TurnLatency
 from bot.models import SpeechModel
-from bot.services import make_llm, make_stt, make_tts
+from bot.services import make_llm, make_stt, make_tts, prime_llm
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
 AUDIO_IN_RATE = 16000
@@ -146,6 +146,7 @@ async def run_call(
     )
     services = {stt: "stt", llm: "llm", tts: "tts"}
     outages: dict[str, asyncio.Task] = {}
+    background: set[asyncio.Task] = set()
 
     async def tell_page(data: dict) -> None:
         await worker.rtvi.send_server_message(data)
@@ -189,6 +190,7 @@ async def run_call(
     async def on_client_connected(_transport, _client) -> None:
         logger.info(f"[{call_id}] client connected")
         await worker.queue_frame(TTSSpeakFrame(settings.bot_greeting))
+        background.add(asyncio.create_task(prime_llm(session, settings)))
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport, _client) -> None:
@@ -196,9 +198,11 @@ async def run_call(
         await worker.cancel()
 
     try:
-        await WorkerRunner(handle_sigint=False).run(worker)
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        await runner.run()
     finally:
-        for task in outages.values():
+        for task in [*outages.values(), *background]:
             task.cancel()
         logger.info(f"[{call_id}] call ended; latency summary:\n{report.latency.summary_table()}")
     return report

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
+from loguru import logger
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTServiceMLX
@@ -12,38 +11,10 @@ from pipecat.transcriptions.language import Language
 
 from bot.config import Settings
 from bot.models import SpeechModel
+from bot.stt import SharedWhisperSTTService
 from bot.tts import KitTTSService
 
-# Faster than faster-whisper's defaults for short spoken turns, at no cost in accuracy on them:
-# greedy decoding, no timestamps, and no conditioning on text from an earlier segment.
-_FAST_DECODING = {"beam_size": 1, "without_timestamps": True, "condition_on_previous_text": False}
-
-
-class _FastDecoding:
-    """A shared WhisperModel whose `transcribe` uses `_FAST_DECODING`."""
-
-    def __init__(self, model: Any):
-        self._model = model
-
-    def transcribe(self, audio: Any, **kwargs: Any) -> Any:
-        return self._model.transcribe(audio, **{**_FAST_DECODING, **kwargs})
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-
-class SharedWhisperSTTService(WhisperSTTService):
-    """Pipecat's Whisper service on the process's shared model, not one loaded per call."""
-
-    def __init__(self, *, speech: SpeechModel, **kwargs: Any):
-        self._shared_model = speech.model
-        super().__init__(**kwargs)
-
-    def _load(self) -> None:
-        self._model = _FastDecoding(self._shared_model)
-        unsupported = self._unsupported_language()
-        if unsupported:
-            raise ValueError(unsupported)
+_PRIME_TIMEOUT = aiohttp.ClientTimeout(total=120)  # a cold Ollama model load takes a while
 
 
 def _whisper_language(settings: Settings) -> Language:
@@ -53,16 +24,16 @@ def _whisper_language(settings: Settings) -> Language:
 def make_stt(settings: Settings, speech: SpeechModel) -> STTService:
     """Whisper for one call, on the process's already loaded model."""
     language = _whisper_language(settings)
-    if speech.model is None:
+    if speech.decoder is None:
         return WhisperSTTServiceMLX(
             settings=WhisperSTTServiceMLX.Settings(model=speech.name, language=language)
         )
     return SharedWhisperSTTService(
-        speech=speech,
+        decoder=speech.decoder,
         settings=WhisperSTTService.Settings(model=speech.name, language=language),
-        # Measured transcription time on a 2-core CPU is well under this; Pipecat budgets turn
-        # detection with it (and assumes a full second when it is not given).
-        ttfs_p99_latency=0.6,
+        # Pipecat budgets turn detection with this (and assumes a full second when not given);
+        # trimmed-window tiny.en takes 0.1 to 0.3 s on a 2-core CPU, larger models more.
+        ttfs_p99_latency=0.5,
     )
 
 
@@ -75,6 +46,29 @@ def make_llm(settings: Settings) -> OpenAILLMService:
             model=settings.llm_model, max_tokens=settings.llm_max_tokens
         ),
     )
+
+
+async def prime_llm(session: aiohttp.ClientSession, settings: Settings) -> None:
+    """Have the LLM read the persona and greeting before the caller's first turn.
+
+    llama.cpp and vLLM then reuse that prompt prefix from their cache, and Ollama loads the model
+    if it was idle, so the first answer is as quick as the later ones.
+    """
+    body = {
+        "model": settings.llm_model,
+        "messages": [
+            {"role": "system", "content": settings.system_prompt},
+            {"role": "assistant", "content": settings.bot_greeting},
+        ],
+        "max_tokens": 1,
+    }
+    headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
+    try:
+        url = f"{settings.llm_base_url}/chat/completions"
+        async with session.post(url, json=body, headers=headers, timeout=_PRIME_TIMEOUT) as r:
+            await r.read()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        logger.debug(f"LLM priming skipped: {error.__class__.__name__}")
 
 
 def make_tts(settings: Settings, session: aiohttp.ClientSession) -> KitTTSService:

@@ -148,6 +148,9 @@ class Caller:
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
 
+    def bot_speaking(self) -> bool:
+        return len(self.of_type("bot-started-speaking")) > len(self.of_type("bot-stopped-speaking"))
+
     def server_messages(self, kind: str) -> list[dict[str, Any]]:
         return [m["data"] for m in self.of_type("server-message") if m["data"].get("type") == kind]
 

@@ -1,0 +1,99 @@
+"""Whisper for one call on the process's shared model, decoded for short spoken turns.
+
+faster-whisper pads every clip to Whisper's 30-second window, so a 2-second question costs as
+much encoder time as 30 seconds of speech (about 340 ms of 430 ms for tiny.en on a 2-core CPU).
+CTranslate2's encoder accepts a shorter window: a turn plus 3 s of silence encodes in a tenth of
+the time. Decoded that way, Whisper tends to repeat the sentence once it runs out of audio; a
+repetition penalty and a length cap from the clip's duration stop that. On the kit's recorded
+questions and 6 to 8 s answers the transcripts match the full-window ones (tests/unit/test_stt.py).
+Set WHISPER_TRIM_WINDOW=false for the stock decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pipecat.services.whisper.stt import WhisperSTTService
+
+SAMPLE_RATE = 16000
+_MARGIN_SECS = 3.0  # silence after the turn: Whisper needs to "see" the speech end
+_MAX_TRIMMED_SECS = 25.0  # longer clips take the full window anyway
+_STOCK_OPTIONS = {"beam_size": 1, "without_timestamps": True, "condition_on_previous_text": False}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What Pipecat reads from a faster-whisper segment."""
+
+    text: str
+    no_speech_prob: float
+
+
+class TurnDecoder:
+    """A shared faster-whisper model whose `transcribe` is tuned for short turns.
+
+    Thread-safe as the model is: CTranslate2 queues concurrent calls from several calls' threads.
+    """
+
+    def __init__(self, model: Any, *, trim_window: bool = True):
+        self._model = model
+        self._trim = trim_window
+        self._tokenizers: dict[str, Any] = {}
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return self._model.supported_languages
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None, **options: Any):
+        """Same shape as faster-whisper's: (segments, info)."""
+        plain = not any(options.get(k) for k in ("hotwords", "initial_prompt"))
+        if self._trim and plain and language and len(audio) < _MAX_TRIMMED_SECS * SAMPLE_RATE:
+            return [self._trimmed(audio, language)], None
+        stock = {k: v for k, v in options.items() if v is not None}
+        return self._model.transcribe(audio, language=language, **{**_STOCK_OPTIONS, **stock})
+
+    def _tokenizer(self, language: str) -> Any:
+        if language not in self._tokenizers:
+            from faster_whisper.tokenizer import Tokenizer
+
+            self._tokenizers[language] = Tokenizer(
+                self._model.hf_tokenizer,
+                self._model.model.is_multilingual,
+                task="transcribe",
+                language=language,
+            )
+        return self._tokenizers[language]
+
+    def _trimmed(self, audio: np.ndarray, language: str) -> Segment:
+        import ctranslate2
+
+        tokenizer = self._tokenizer(language)
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        padded = np.concatenate([audio, np.zeros(int(_MARGIN_SECS * SAMPLE_RATE), np.float32)])
+        features = self._model.feature_extractor(padded, padding=0)[None]
+        result = self._model.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32)),
+            [prompt],
+            beam_size=1,
+            repetition_penalty=1.3,
+            max_length=int(12 + 8 * len(audio) / SAMPLE_RATE),  # ~4 tokens/s spoken, doubled
+            return_no_speech_prob=True,
+        )[0]
+        text = tokenizer.decode(result.sequences_ids[0]).strip()
+        return Segment(text, result.no_speech_prob)
+
+
+class SharedWhisperSTTService(WhisperSTTService):
+    """Pipecat's Whisper service on the process's shared model, not one loaded per call."""
+
+    def __init__(self, *, decoder: TurnDecoder, **kwargs: Any):
+        self._decoder = decoder
+        super().__init__(**kwargs)
+
+    def _load(self) -> None:
+        self._model = self._decoder
+        unsupported = self._unsupported_language()
+        if unsupported:
+            raise ValueError(unsupported)

@@ -1,0 +1,133 @@
+"""A dependency that fails mid-call is reported in words, and the call recovers when it returns."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from scripts.caller import Caller, read_wav
+from tests.e2e.conftest import stack_env
+from tests.support import FIXTURES, free_port, rms, server_process, stop_process, transcribe
+
+pytestmark = pytest.mark.e2e
+
+QUESTION = read_wav(FIXTURES / "questions" / "sky.wav")
+
+
+def llm_server(port: int, env: dict[str, str], name: str):
+    return server_process(
+        ["scripts/llm_server.py", "--port", str(port), "--parallel", "1"],
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/v1/models",
+        name=f"{name}-llm",
+    )
+
+
+def tts_server(port: int, env: dict[str, str], name: str):
+    return server_process(
+        ["-m", "xtts"], env=env, ready_url=f"http://127.0.0.1:{port}/ready", name=f"{name}-tts"
+    )
+
+
+async def test_llm_down_then_back():
+    label = "llm-down"
+    llm_port, tts_port, bot_port = free_port(), free_port(), free_port()
+    env = stack_env(llm_port, tts_port, bot_port)
+    bot_url = f"http://127.0.0.1:{bot_port}"
+    with contextlib.ExitStack() as processes:
+        processes.enter_context(tts_server(tts_port, env["tts"], label))
+        # The LLM is down from the start: the bot still starts, /ready says why, calls connect.
+        processes.enter_context(
+            server_process(
+                ["-m", "bot"], env=env["bot"], ready_url=f"{bot_url}/health", name=f"{label}-bot"
+            )
+        )
+        caller = Caller(bot_url)
+        await caller.wait_for(lambda: _whisper_loaded(bot_url), 60, "Whisper to load")
+        await caller.connect()
+        try:
+            await caller.wait_for(
+                lambda: caller.of_type("bot-stopped-speaking"), 60, "the greeting"
+            )
+            stops = len(caller.of_type("bot-stopped-speaking"))
+            caller.mic.say(QUESTION)
+            errors = await caller.wait_for(
+                lambda: caller.server_messages("error"), 60, "the LLM error"
+            )
+            assert errors[0]["service"] == "llm"
+            assert errors[0]["message"], "the page must get the problem in words"
+            # The caller hears an apology rather than silence.
+            await caller.wait_for(
+                lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 60, "the apology"
+            )
+            apology = transcribe(caller.audio_between(caller.mic.speech_end()), 48000)
+            assert "sorry" in apology and "language model" in apology, apology
+
+            with llm_server(llm_port, env["llm"], label):
+                back = await caller.wait_for(
+                    lambda: caller.server_messages("recovered"), 30, "recovery"
+                )
+                assert back[0]["service"] == "llm"
+                turns = len(caller.server_messages("latency"))
+                stops = len(caller.of_type("bot-stopped-speaking"))
+                caller.mic.say(QUESTION)
+                await caller.wait_for(
+                    lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 90, "an answer"
+                )
+                assert len(caller.server_messages("latency")) > turns
+                assert rms(caller.audio_between(caller.mic.speech_end())) > 0.01
+        finally:
+            await caller.close()
+
+
+async def test_tts_down_then_back():
+    label = "tts-down"
+    llm_port, tts_port, bot_port = free_port(), free_port(), free_port()
+    env = stack_env(llm_port, tts_port, bot_port)
+    bot_url = f"http://127.0.0.1:{bot_port}"
+    with contextlib.ExitStack() as processes:
+        processes.enter_context(llm_server(llm_port, env["llm"], label))
+        tts = processes.enter_context(tts_server(tts_port, env["tts"], label))
+        processes.enter_context(
+            server_process(
+                ["-m", "bot"], env=env["bot"], ready_url=f"{bot_url}/ready", name=f"{label}-bot"
+            )
+        )
+        caller = Caller(bot_url)
+        await caller.connect()
+        try:
+            await caller.wait_for(
+                lambda: caller.of_type("bot-stopped-speaking"), 60, "the greeting"
+            )
+            stop_process(tts)
+            caller.mic.say(QUESTION)
+            errors = await caller.wait_for(
+                lambda: caller.server_messages("error"), 60, "the TTS error"
+            )
+            assert errors[0]["service"] == "tts"
+            assert "unreachable" in errors[0]["message"]
+
+            with tts_server(tts_port, env["tts"], label):
+                back = await caller.wait_for(
+                    lambda: caller.server_messages("recovered"), 30, "recovery"
+                )
+                assert back[0]["service"] == "tts"
+                # What was left of the first answer may be spoken now; ask once it is done.
+                await caller.wait_for(lambda: not caller.bot_speaking(), 60, "quiet")
+                turns = len(caller.server_messages("latency"))
+                stops = len(caller.of_type("bot-stopped-speaking"))
+                caller.mic.say(QUESTION)
+                await caller.wait_for(
+                    lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 90, "an answer"
+                )
+                assert len(caller.server_messages("latency")) > turns
+                assert rms(caller.audio_between(caller.mic.speech_end())) > 0.01
+        finally:
+            await caller.close()
+
+
+def _whisper_loaded(bot_url: str) -> bool:
+    import httpx
+
+    return httpx.get(f"{bot_url}/ready").json().get("stt") is not None

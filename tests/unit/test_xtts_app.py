@@ -1,0 +1,279 @@
+"""The HTTP layer and the synthesis queue, served by uvicorn, with a scripted engine.
+
+The engine here blocks on events the test controls, which makes streaming, queue order and
+hang-ups deterministic: no sleeps, no timing assertions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import uvicorn
+
+from tests.support import free_port
+from xtts.app import create_app
+from xtts.config import Settings
+from xtts.engines.base import EngineSetupError
+from xtts.voices import Latents, Voice, VoiceBook, named_latents
+
+CHUNK_SAMPLES = 2400  # 0.1 s at 24 kHz
+CHUNK_BYTES = CHUNK_SAMPLES * 2
+WAIT = 20  # seconds; only a safety net against hangs, never an assertion
+
+
+class ScriptedEngine:
+    """A 24 kHz engine whose loading and sentences wait for the test's go-ahead."""
+
+    name = "scripted"
+    can_clone = False
+    default_voice = "test"
+    sample_rate = 24000
+    languages = ["en"]  # noqa: RUF012
+
+    def __init__(self, *, load_error: Exception | None = None) -> None:
+        self.book = VoiceBook(["test"])
+        self.loaded = threading.Event()
+        self.load_error = load_error
+        self.gates: dict[str, threading.Event] = {}
+        self.started: list[str] = []
+        self.closed: list[str] = []
+        self.lock = threading.Lock()
+
+    def gate(self, sentence: str) -> threading.Event:
+        return self.gates.setdefault(sentence, threading.Event())
+
+    def load(self) -> None:
+        assert self.loaded.wait(WAIT)
+        if self.load_error:
+            raise self.load_error
+
+    def voices(self) -> dict[str, Latents]:
+        return self.book.latents()
+
+    def resolve_voice(self, latents: Latents) -> Voice | None:
+        return self.book.match(latents)
+
+    def sentence_limit(self, language: str) -> int:
+        return 250
+
+    def synthesize(self, text: str, voice: Voice, language: str, **_: Any) -> Iterator[np.ndarray]:
+        self.started.append(text)
+        try:
+            if text in self.gates:
+                assert self.gates[text].wait(WAIT), f"gate for {text!r} never opened"
+            yield np.full(CHUNK_SAMPLES, 0.25, dtype=np.float32)
+        finally:
+            self.closed.append(text)
+
+    def clone(self, wav: bytes) -> Latents:
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def serve(engine: ScriptedEngine, **settings: Any) -> Iterator[httpx.Client]:
+    """The app under a real uvicorn in a thread; yields a client bound to it."""
+    failures: list[BaseException] = []
+    app = create_app(
+        Settings(_env_file=None, **settings), engine=engine, on_load_failure=failures.append
+    )
+    app.state.load_failures = failures
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+    finally:
+        for gate in engine.gates.values():
+            gate.set()
+        engine.loaded.set()
+        server.should_exit = True
+        thread.join(WAIT)
+
+
+def wait_until(predicate, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+def ready(client: httpx.Client) -> httpx.Client:
+    client.app.state.synthesizer.engine.loaded.set()  # type: ignore[attr-defined]
+    wait_until(lambda: client.get("/ready").status_code == 200, "/ready")
+    return client
+
+
+def body(text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "text": text,
+        "language": "en",
+        **VoiceBook(["test"]).latents()["test"].to_json(),
+        **extra,
+    }
+
+
+def test_health_answers_while_loading_and_ready_only_after():
+    engine = ScriptedEngine()
+    with serve(engine) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["status"] == "loading"
+        assert "still loading" in response.json()["error"]
+        refused = client.post("/tts_stream", json=body("Hello."))
+        assert refused.status_code == 503 and "still loading" in refused.json()["error"]
+        assert client.get("/studio_speakers").status_code == 503
+
+        engine.loaded.set()
+        wait_until(lambda: client.get("/ready").status_code == 200, "/ready")
+        info = client.get("/ready").json()
+        assert (info["engine"], info["voices"], info["languages"]) == ("scripted", ["test"], ["en"])
+
+
+def test_a_failed_load_is_reported_and_signalled():
+    engine = ScriptedEngine(load_error=EngineSetupError("TTS_VOICE: no such voice"))
+    with serve(engine) as client:
+        engine.loaded.set()
+        wait_until(lambda: client.get("/ready").json()["status"] == "failed", "the failure")
+        assert client.get("/ready").json()["error"] == "TTS_VOICE: no such voice"
+        assert client.get("/health").status_code == 200
+        assert [str(error) for error in client.app.state.load_failures] == [  # type: ignore[attr-defined]
+            "TTS_VOICE: no such voice"
+        ]
+
+
+def test_audio_streams_before_the_last_sentence_is_synthesized():
+    engine = ScriptedEngine()
+    last = engine.gate("Three.")
+    with serve(engine) as client:
+        ready(client)
+        with client.stream(
+            "POST", "/tts_stream", json=body("One. Two. Three.", add_wav_header=False)
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "audio/raw"
+            chunks = response.iter_raw()
+            received = next(chunks)
+            # The last sentence cannot have been synthesized: it waits for this go-ahead.
+            assert not last.is_set()
+            assert 0 < len(received) < 3 * CHUNK_BYTES
+            last.set()
+            received += b"".join(chunks)
+        assert len(received) == 3 * CHUNK_BYTES
+        assert engine.started == ["One.", "Two.", "Three."]
+
+
+def test_wav_header_comes_first_when_asked_for():
+    engine = ScriptedEngine()
+    with serve(engine) as client:
+        ready(client)
+        response = client.post("/tts_stream", json=body("One."))  # add_wav_header defaults to true
+        assert response.headers["content-type"] == "audio/wav"
+        assert response.content[:4] == b"RIFF"
+        assert len(response.content) == 44 + CHUNK_BYTES
+        whole = client.post("/tts", json=body("One. Two."))
+        assert whole.headers["content-type"] == "audio/wav"
+        assert int.from_bytes(whole.content[40:44], "little") == 2 * CHUNK_BYTES
+
+
+def test_concurrent_requests_are_served_one_at_a_time_in_arrival_order():
+    engine = ScriptedEngine()
+    first = engine.gate("First.")
+    with serve(engine) as client, contextlib.ExitStack() as streams:
+        ready(client)
+        responses = []
+        for text in ("First.", "Second.", "Third."):
+            # Headers come back before the request reaches the queue, so each request has
+            # arrived before the next is sent.
+            responses.append(
+                streams.enter_context(client.stream("POST", "/tts_stream", json=body(text)))
+            )
+        wait_until(lambda: engine.started == ["First."], "the first request to start")
+        first.set()
+        bodies = [b"".join(response.iter_raw()) for response in responses]
+        assert engine.started == ["First.", "Second.", "Third."]
+        assert [len(audio) for audio in bodies] == [44 + CHUNK_BYTES] * 3
+
+
+def test_a_client_that_hangs_up_stops_its_synthesis_and_frees_the_queue():
+    engine = ScriptedEngine()
+    second = engine.gate("Second part.")
+    with serve(engine) as client:
+        ready(client)
+        with client.stream(
+            "POST", "/tts_stream", json=body("First part. Second part. Third part.")
+        ) as response:
+            chunks = response.iter_raw()  # kept: dropping it would close the response early
+            next(chunks)  # the first sentence's audio
+            wait_until(lambda: len(engine.started) == 2, "the second sentence to start")
+        # The response is closed with the second sentence still being synthesized.
+        wait_until(lambda: not client.get("/ready").json()["busy"], "the queue to be released")
+        # The next request queues behind the abandoned sentence still on the engine thread...
+        with client.stream(
+            "POST", "/tts_stream", json=body("Next.", add_wav_header=False)
+        ) as after:
+            assert after.status_code == 200
+            second.set()
+            # ...and completes once that sentence ends; the abandoned request never resumes.
+            assert len(after.read()) == CHUNK_BYTES
+        assert engine.started == ["First part.", "Second part.", "Next."]
+        assert "Second part." in engine.closed
+
+
+class CloningEngine(ScriptedEngine):
+    can_clone = True
+
+    def clone(self, wav: bytes) -> Latents:
+        self.cloned = wav
+        return named_latents("cloned")
+
+
+def test_clone_speaker_hands_the_upload_to_an_engine_that_can_clone():
+    engine = CloningEngine()
+    with serve(engine) as client:
+        ready(client)
+        response = client.post("/clone_speaker", files={"wav_file": ("me.wav", b"RIFF-me")})
+    if importlib.util.find_spec("python_multipart") is None:
+        # Starlette parses uploads only with python-multipart installed.
+        assert response.status_code == 501
+        assert "python-multipart" in response.json()["error"]
+    else:
+        assert response.status_code == 200
+        assert engine.cloned == b"RIFF-me"
+        assert len(response.json()["speaker_embedding"]) == 512
+        assert len(response.json()["gpt_cond_latent"]) == 32
+
+
+def test_clone_speaker_is_refused_by_an_engine_that_cannot_clone():
+    with serve(ScriptedEngine()) as client:
+        ready(client)
+        response = client.post("/clone_speaker", files={"wav_file": ("me.wav", b"RIFF-me")})
+    assert response.status_code == 501
+    assert response.json() == {
+        "error": "the scripted engine cannot clone voices; use a voice from /studio_speakers, "
+        "or run TTS_ENGINE=xtts"
+    }
+
+
+def test_unknown_routes_and_methods_answer_in_json():
+    with serve(ScriptedEngine()) as client:
+        assert client.get("/nowhere").json() == {"error": "no such route: GET /nowhere"}
+        response = client.get("/tts_stream")
+        assert response.status_code == 405
+        assert response.json() == {"error": "GET is not allowed on /tts_stream"}

@@ -1,0 +1,1 @@
+"""Speech engines behind the server; see `xtts.engines.base` for the contract and registry."""
