@@ -1,6 +1,9 @@
 """`python -m bot`: serve the bot on BOT_HOST:BOT_PORT."""
 
+import sys
+
 import uvicorn
+from loguru import logger
 
 from bot.app import create_app
 from bot.config import load_settings
@@ -8,7 +11,14 @@ from bot.config import load_settings
 
 def main() -> None:
     settings = load_settings()
-    uvicorn.run(create_app(settings), host=settings.bot_host, port=settings.bot_port)
+    logger.remove()  # loguru starts at DEBUG, which would log every transcript
+    logger.add(sys.stderr, level=settings.bot_log_level.upper())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bot_host,
+        port=settings.bot_port,
+        log_level=settings.bot_log_level,
+    )
 
 
 if __name__ == "__main__":

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     bot_port: int = Field(7860, ge=1, le=65535)
     bot_prompt_file: Path = PROMPTS_DIR / "miss_harper.md"
     bot_greeting: str = "Hello! I'm Miss Harper. What would you like to learn about today?"
+    # Transcripts and request details are logged at debug only.
+    bot_log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Turn taking
     vad_confidence: float = Field(0.7, gt=0, le=1)

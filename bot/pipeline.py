@@ -160,6 +160,7 @@ async def run_call(
         )
         report.latency.add(turn)
         logger.info(f"[{call_id}] {turn.log_line()}")
+        logger.debug(f"[{call_id}] breakdown:\n" + "\n".join(breakdown.turn_contribution_lines()))
         await tell_page(turn.message())
 
     @worker.event_handler("on_pipeline_error")

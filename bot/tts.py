@@ -18,6 +18,8 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.errors import ErrorCategory
 
+from bot.text import FirstClauseAggregator
+
 SERVER_RATE = 24000  # the contract's output rate
 
 
@@ -44,6 +46,12 @@ class KitTTSService(TTSService):
             push_stop_frames=True,
             settings=TTSSettings(model=None, voice=voice or None, language=None),
             **kwargs,
+        )
+        # Pipecat has no public hook for the aggregator; this is its sentence aggregator with
+        # an earlier first cut (see bot/text.py).
+        self._text_aggregator = FirstClauseAggregator(
+            aggregation_type=self._text_aggregator._aggregation_type,
+            language=self._text_aggregator.language,
         )
         self._base_url = base_url
         self._voice = voice

@@ -2,7 +2,8 @@
 
 - LLM: the OpenAI-compatible server at LLM_BASE_URL when it answers and serves LLM_MODEL
   (e.g. a local Ollama); otherwise the embedded llama.cpp server (scripts/llm_server.py).
-- TTS: the server at XTTS_BASE_URL when it is already up; otherwise `python -m xtts`.
+- TTS: the server at XTTS_BASE_URL when it is already up; otherwise `python -m xtts`, and when
+  the configured engine cannot run here (no XTTS weights, say), the offline Hibari engine.
 - The bot: `python -m bot`.
 
 It waits until the bot's /ready says everything is up, prints the page's URL, and on Ctrl-C (or
@@ -85,6 +86,43 @@ async def start(name: str, args: list[str], env: dict[str, str]) -> asyncio.subp
     return process
 
 
+OFFLINE_TTS_ENGINE = "hibari"
+
+
+def configured_tts_engine() -> str:
+    from pydantic import ValidationError
+
+    from xtts.config import Settings as TTSSettings
+
+    try:
+        return TTSSettings().tts_engine
+    except ValidationError:
+        return os.environ.get("TTS_ENGINE", OFFLINE_TTS_ENGINE)
+
+
+async def start_tts(port: int, bot_env: dict[str, str], processes: dict) -> None:
+    """Start the TTS server and wait until it is ready; falls back to the offline engine when the
+    configured one fails. Each process is registered at once, so Ctrl-C always stops it."""
+    url = f"http://127.0.0.1:{port}/ready"
+    engine = configured_tts_engine()
+    say(f"TTS: starting the TTS server ({engine}) on :{port}")
+    processes["tts"] = await start("tts", ["-m", "xtts"], {"TTS_PORT": str(port)})
+    try:
+        await wait_ready(url, {"tts": processes["tts"]})
+        return
+    except RuntimeError:
+        if engine == OFFLINE_TTS_ENGINE:
+            raise
+    say(
+        f"TTS: the {engine} engine cannot run here (see above); using the offline {OFFLINE_TTS_ENGINE} engine"
+    )
+    # The configured voice belongs to the other engine: let the bot take the server's first.
+    bot_env["TTS_VOICE"] = ""
+    env = {"TTS_PORT": str(port), "TTS_ENGINE": OFFLINE_TTS_ENGINE, "TTS_VOICE": ""}
+    processes["tts"] = await start("tts", ["-m", "xtts"], env)
+    await wait_ready(url, {"tts": processes["tts"]})
+
+
 async def wait_ready(url: str, processes: dict[str, asyncio.subprocess.Process]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     async with httpx.AsyncClient(timeout=3) as client:
@@ -130,24 +168,21 @@ async def main() -> int:
             "llm", ["scripts/llm_server.py", "--port", str(EMBEDDED_LLM_PORT)], {}
         )
 
-    if tts_running(settings):
-        say(f"TTS: using the server at {settings.xtts_base_url}")
-    else:
-        port = urlparse(settings.xtts_base_url).port or 8001
-        say(f"TTS: starting the TTS server on :{port}")
-        processes["tts"] = await start("tts", ["-m", "xtts"], {"TTS_PORT": str(port)})
-
-    processes["bot"] = await start("bot", ["-m", "bot"], bot_env)
-
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
 
-    ready = asyncio.create_task(
-        wait_ready(f"http://127.0.0.1:{settings.bot_port}/ready", processes)
-    )
-    exits = [asyncio.create_task(p.wait()) for p in processes.values()]
+    async def start_tts_and_bot() -> None:
+        if tts_running(settings):
+            say(f"TTS: using the server at {settings.xtts_base_url}")
+        else:
+            port = urlparse(settings.xtts_base_url).port or 8001
+            await start_tts(port, bot_env, processes)
+        processes["bot"] = await start("bot", ["-m", "bot"], bot_env)
+        await wait_ready(f"http://127.0.0.1:{settings.bot_port}/ready", processes)
+
+    ready = asyncio.create_task(start_tts_and_bot())
     interrupted = asyncio.create_task(stopping.wait())
     status = 0
     try:
@@ -155,6 +190,7 @@ async def main() -> int:
         if ready in done:
             ready.result()  # raises if a process died or time ran out
             say(f"ready: open http://localhost:{settings.bot_port} in your browser (Ctrl-C stops)")
+            exits = [asyncio.create_task(p.wait()) for p in processes.values()]
             await asyncio.wait([interrupted, *exits], return_when=asyncio.FIRST_COMPLETED)
             for name, process in processes.items():
                 if process.returncode is not None and not stopping.is_set():

@@ -21,7 +21,7 @@ class Stack:
 def stack_env(llm_port: int, tts_port: int, bot_port: int) -> dict[str, dict[str, str]]:
     """Environment of each process; the bot's mirrors what `make run` gives it."""
     return {
-        "llm": {"LLM_GGUF": "auto", "LLM_THREADS": "1"},
+        "llm": {"LLM_GGUF": "auto"},
         "tts": {"TTS_ENGINE": "hibari", "TTS_PORT": str(tts_port), "TTS_HOST": "127.0.0.1"},
         "bot": {
             "WHISPER_MODEL": bundled_whisper_path() or "tiny.en",

@@ -87,6 +87,8 @@ async def test_spoken_question_gets_a_spoken_answer(stack):
     await caller.wait_for(lambda: "latency summary" in log.read_text(), 20, "the call's summary")
     summary = log.read_text().split("latency summary:")[-1]
     assert "median" in summary and "p95" in summary
+    # What the caller said stays out of the log at the default level.
+    assert "capital" not in log.read_text().lower()
 
 
 async def test_two_sessions_at_once(stack):
@@ -105,3 +107,28 @@ async def test_two_sessions_at_once(stack):
             assert_full_breakdown(turn)
     finally:
         await asyncio.gather(*(c.close() for c in callers))
+
+
+async def test_speaking_over_the_bot_interrupts_it(stack):
+    caller = Caller(stack.bot_url)
+    await caller.connect()
+    try:
+        await caller.wait_for(lambda: caller.of_type("bot-started-speaking"), 60, "the greeting")
+        started = caller.audio[-1][0] if caller.audio else 0.0
+        caller.mic.say(QUESTION)  # talk over the greeting (about 4 s of speech)
+        await caller.wait_for(lambda: caller.of_type("bot-interrupted"), 30, "the interruption")
+        await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 10, "the bot to stop")
+        greeting = caller.audio_between(started, caller.mic.speech_end())
+        # The greeting is cut: well under its full length reached the caller before the answer.
+        full_greeting = transcribe(greeting, RECEIVED_RATE)
+        assert "learn about today" not in full_greeting, full_greeting
+
+        transcript = await caller.wait_for(
+            lambda: [m for m in caller.of_type("user-transcription") if m["data"].get("final")],
+            60,
+            "the question's transcript",
+        )
+        assert "france" in words(transcript[-1]["data"]["text"])
+        await caller.wait_for(lambda: caller.server_messages("latency")[1:], 60, "the answer")
+    finally:
+        await caller.close()

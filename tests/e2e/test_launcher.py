@@ -1,0 +1,61 @@
+"""`make run`'s launcher: starts everything offline, falls back where it must, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.support import ARTIFACTS, ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_run_starts_the_offline_stack_and_ctrl_c_stops_it():
+    bot_port, tts_port, llm_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "BOT_PORT": str(bot_port),
+        "BOT_HOST": "127.0.0.1",
+        "XTTS_BASE_URL": f"http://127.0.0.1:{tts_port}",
+        "LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",  # nothing answers: embedded LLM
+        "LLM_SERVER_PORT": str(llm_port),
+        "TTS_ENGINE": "xtts",  # cannot run here: the launcher must fall back, and say so
+        "WHISPER_MODEL": "small.en",  # not downloadable here: the bot must fall back, and say so
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / "launcher.log"
+    with log_path.open("w") as log:
+        launcher = subprocess.Popen(
+            [sys.executable, "scripts/run.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while "ready: open http://localhost" not in log_path.read_text():
+                assert launcher.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.5)
+            output = log_path.read_text()
+            assert "starting the embedded llama.cpp server" in output
+            assert "the xtts engine cannot run here" in output
+            assert "using the bundled offline tiny.en" in output
+            ready = httpx.get(f"http://127.0.0.1:{bot_port}/ready").json()
+            assert ready["ready"] is True, ready
+            assert 'id="connect"' in httpx.get(f"http://127.0.0.1:{bot_port}/").text
+        finally:
+            launcher.send_signal(signal.SIGINT)
+            assert launcher.wait(30) == 0, log_path.read_text()
+
+    # Everything it started is gone.
+    for port in (bot_port, tts_port, llm_port):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)

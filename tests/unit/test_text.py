@@ -1,0 +1,67 @@
+"""The TTS text cutter: an early first clause, then whole sentences."""
+
+from bot.text import FirstClauseAggregator
+
+
+async def pieces(aggregator, stream: list[str]) -> list[str]:
+    out = []
+    for token in stream:
+        out += [a.text async for a in aggregator.aggregate(token)]
+    remaining = await aggregator.flush()
+    return [*out, remaining.text] if remaining and remaining.text else out
+
+
+def tokens(text: str) -> list[str]:
+    return [text[i : i + 3] for i in range(0, len(text), 3)]  # LLM-sized pieces
+
+
+async def test_first_piece_ends_at_the_first_clause_break_then_sentences():
+    text = "The sky looks blue because of sunlight, which scatters off the air. Blue scatters most. Neat!"
+    assert await pieces(FirstClauseAggregator(), tokens(text)) == [
+        "The sky looks blue because of sunlight,",
+        "which scatters off the air.",
+        "Blue scatters most.",
+        "Neat!",
+    ]
+
+
+async def test_a_short_opening_clause_waits_for_more_words():
+    text = "Yes, of course, plants need water, light and air. They grow!"
+    assert await pieces(FirstClauseAggregator(), tokens(text)) == [
+        "Yes, of course, plants need water,",
+        "light and air.",
+        "They grow!",
+    ]
+
+
+async def test_a_first_sentence_without_clauses_is_whole_and_each_response_starts_afresh():
+    aggregator = FirstClauseAggregator()
+    assert await pieces(
+        aggregator, tokens("Paris is the capital. It has a tower, a tall one.")
+    ) == [
+        "Paris is the capital.",
+        "It has a tower, a tall one.",
+    ]
+    # After flush (the response's end) the next response gets an early first cut again.
+    assert await pieces(aggregator, tokens("Spiders have eight legs, insects six.")) == [
+        "Spiders have eight legs,",
+        "insects six.",
+    ]
+
+
+async def test_an_interruption_starts_a_new_response():
+    aggregator = FirstClauseAggregator()
+    [_ async for _ in aggregator.aggregate("Once upon a time there was")]
+    await aggregator.handle_interruption()
+    assert await pieces(aggregator, tokens("Hello there my friend, how are you?")) == [
+        "Hello there my friend,",
+        "how are you?",
+    ]
+
+
+def test_the_bots_tts_service_cuts_text_this_way():
+    # It replaces a private attribute of Pipecat's TTSService: fail loudly if that moves.
+    from bot.tts import KitTTSService
+
+    service = KitTTSService(base_url="http://127.0.0.1:1", voice="", language="en", session=None)
+    assert isinstance(service._text_aggregator, FirstClauseAggregator)
