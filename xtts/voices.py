@@ -95,3 +95,28 @@ class VoiceBook:
             if voice.latents.matches(latents):
                 return voice
         return None
+
+
+class NamedVoiceEngine:
+    """What every engine whose voices are names, not latents, has in common (hibari, piper).
+
+    Subclasses set `name` and `_book`; they synthesize, this maps the contract's latents to voices.
+    """
+
+    name: str
+    can_clone = False
+    _book: VoiceBook
+
+    def voices(self) -> dict[str, Latents]:
+        return self._book.latents()
+
+    def resolve_voice(self, latents: Latents) -> Voice | None:
+        return self._book.match(latents)
+
+    def sentence_limit(self, language: str) -> int:
+        from xtts.audio import DEFAULT_SENTENCE_CHARS
+
+        return DEFAULT_SENTENCE_CHARS
+
+    def clone(self, wav: bytes) -> Latents:
+        raise NotImplementedError(f"{self.name} cannot clone voices")

@@ -30,6 +30,20 @@ def tts_server(port: int, env: dict[str, str], name: str):
     )
 
 
+async def assert_answered(caller: Caller) -> None:
+    """Once the bot is quiet, ask again: a new turn is measured and its answer is heard."""
+    # What was left of an earlier answer may still be spoken; ask once it is done.
+    await caller.wait_for(lambda: not caller.bot_speaking(), 60, "quiet")
+    turns = len(caller.server_messages("latency"))
+    stops = len(caller.of_type("bot-stopped-speaking"))
+    caller.mic.say(QUESTION)
+    await caller.wait_for(
+        lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 90, "an answer"
+    )
+    assert len(caller.server_messages("latency")) > turns
+    assert rms(caller.audio_between(caller.mic.speech_end())) > 0.01
+
+
 async def test_llm_down_then_back():
     label = "llm-down"
     llm_port, tts_port, bot_port = free_port(), free_port(), free_port()
@@ -69,14 +83,7 @@ async def test_llm_down_then_back():
                     lambda: caller.server_messages("recovered"), 30, "recovery"
                 )
                 assert back[0]["service"] == "llm"
-                turns = len(caller.server_messages("latency"))
-                stops = len(caller.of_type("bot-stopped-speaking"))
-                caller.mic.say(QUESTION)
-                await caller.wait_for(
-                    lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 90, "an answer"
-                )
-                assert len(caller.server_messages("latency")) > turns
-                assert rms(caller.audio_between(caller.mic.speech_end())) > 0.01
+                await assert_answered(caller)
         finally:
             await caller.close()
 
@@ -113,16 +120,7 @@ async def test_tts_down_then_back():
                     lambda: caller.server_messages("recovered"), 30, "recovery"
                 )
                 assert back[0]["service"] == "tts"
-                # What was left of the first answer may be spoken now; ask once it is done.
-                await caller.wait_for(lambda: not caller.bot_speaking(), 60, "quiet")
-                turns = len(caller.server_messages("latency"))
-                stops = len(caller.of_type("bot-stopped-speaking"))
-                caller.mic.say(QUESTION)
-                await caller.wait_for(
-                    lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 90, "an answer"
-                )
-                assert len(caller.server_messages("latency")) > turns
-                assert rms(caller.audio_between(caller.mic.speech_end())) > 0.01
+                await assert_answered(caller)
         finally:
             await caller.close()
 

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xtts.audio import DEFAULT_SENTENCE_CHARS
 from xtts.engines.base import EngineSetupError, missing_extra, unknown_voice
-from xtts.voices import Latents, Voice, VoiceBook
+from xtts.voices import NamedVoiceEngine, Voice, VoiceBook
 
 if TYPE_CHECKING:
     from xtts.config import Settings
@@ -22,11 +21,10 @@ log = logging.getLogger(__name__)
 VOICES = ("heart",)
 
 
-class HibariEngine:
+class HibariEngine(NamedVoiceEngine):
     """Wraps `hibari.Hibari`, whose `stream()` yields one array per sentence."""
 
     name = "hibari"
-    can_clone = False
     default_voice = "heart"
     sample_rate = 24000
 
@@ -61,20 +59,8 @@ class HibariEngine:
         for _ in self._tts.stream("Ready."):
             pass
 
-    def voices(self) -> dict[str, Latents]:
-        return self._book.latents()
-
-    def resolve_voice(self, latents: Latents) -> Voice | None:
-        return self._book.match(latents)
-
-    def sentence_limit(self, language: str) -> int:
-        return DEFAULT_SENTENCE_CHARS
-
     def synthesize(
         self, text: str, voice: Voice, language: str, *, stream_chunk_size: int = 20
     ) -> Iterator[np.ndarray]:
         for chunk in self._tts.stream(text):
             yield np.asarray(chunk, dtype=np.float32)
-
-    def clone(self, wav: bytes) -> Latents:
-        raise NotImplementedError("hibari cannot clone voices")

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xtts.audio import DEFAULT_SENTENCE_CHARS
 from xtts.engines.base import missing_extra, unknown_voice
-from xtts.voices import Latents, Voice, VoiceBook
+from xtts.voices import NamedVoiceEngine, Voice, VoiceBook
 
 if TYPE_CHECKING:
     from xtts.config import Settings
@@ -26,11 +25,10 @@ VOICES: dict[str, tuple[str, str]] = {
 }
 
 
-class PiperEngine:
+class PiperEngine(NamedVoiceEngine):
     """Wraps `piper.PiperVoice`, whose `synthesize()` yields one chunk per sentence."""
 
     name = "piper"
-    can_clone = False
     default_voice = "joe"
 
     def __init__(self, settings: Settings) -> None:
@@ -87,20 +85,8 @@ class PiperEngine:
             log.warning("piper runs on the CPU; TTS_DEVICE=%s is ignored", self._device)
         return ["CPUExecutionProvider"]
 
-    def voices(self) -> dict[str, Latents]:
-        return self._book.latents()
-
-    def resolve_voice(self, latents: Latents) -> Voice | None:
-        return self._book.match(latents)
-
-    def sentence_limit(self, language: str) -> int:
-        return DEFAULT_SENTENCE_CHARS
-
     def synthesize(
         self, text: str, voice: Voice, language: str, *, stream_chunk_size: int = 20
     ) -> Iterator[np.ndarray]:
         for chunk in self._voice.synthesize(text):
             yield chunk.audio_float_array
-
-    def clone(self, wav: bytes) -> Latents:
-        raise NotImplementedError("piper cannot clone voices")
