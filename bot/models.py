@@ -36,6 +36,16 @@ def bundled_whisper_path() -> str | None:
     return str(get_model_path())
 
 
+def mlx_model_name(name: str) -> str:
+    """A size name as mlx-whisper's hub id (Pipecat's table first); ids and folders unchanged."""
+    if "/" in name or os.path.isdir(name):
+        return name
+    from pipecat.services.whisper.stt import MLXModel
+
+    known = {model.name.lower().replace("_", "-"): model.value for model in MLXModel}
+    return known.get(name, f"mlx-community/whisper-{name}-mlx")
+
+
 def _compute_type(settings: Settings, device: str) -> str:
     if settings.whisper_compute_type != "default":
         return settings.whisper_compute_type
@@ -58,7 +68,7 @@ def load_speech_model(settings: Settings) -> SpeechModel:
     device = _resolve_device(settings.whisper_device)
     if device == "mlx":
         # mlx-whisper loads and caches the model itself on the first transcription.
-        return SpeechModel(settings.whisper_model, device, None, 0.0)
+        return SpeechModel(mlx_model_name(settings.whisper_model), device, None, 0.0)
 
     from faster_whisper import WhisperModel
 

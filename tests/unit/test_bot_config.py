@@ -77,3 +77,12 @@ def test_every_bad_variable_gets_its_own_line(monkeypatch):
         load_settings()
     lines = str(stopped.value).splitlines()
     assert [line.split(":")[0] for line in lines] == ["BOT_PORT", "VAD_STOP_SECS"]
+
+
+def test_whisper_size_names_map_to_mlx_hub_ids():
+    from bot.models import mlx_model_name
+
+    assert mlx_model_name("large-v3-turbo") == "mlx-community/whisper-large-v3-turbo"
+    assert mlx_model_name("tiny") == "mlx-community/whisper-tiny"
+    assert mlx_model_name("base.en") == "mlx-community/whisper-base.en-mlx"
+    assert mlx_model_name("me/my-whisper") == "me/my-whisper"
