@@ -18,7 +18,9 @@ from bot.calls import CallManager
 from bot.config import Settings
 from bot.health import PROBES
 from bot.models import load_speech_model
+from bot.options import TTSUnavailable
 from bot.transports.webrtc import webrtc_router
+from bot.transports.websocket import websocket_router
 
 WEBCLIENT = Path(__file__).resolve().parent.parent / "webclient"
 
@@ -26,7 +28,8 @@ WEBCLIENT = Path(__file__).resolve().parent.parent / "webclient"
 def create_app(settings: Settings) -> FastAPI:
     """Build the app. Whisper loads in the background at start-up; /ready says when it is done."""
     calls = CallManager(settings)
-    webrtc = SmallWebRTCRequestHandler()
+    ice_servers = [server.model_dump(exclude_none=True) for server in settings.bot_ice_servers]
+    webrtc = SmallWebRTCRequestHandler(ice_servers=ice_servers or None)
     templates = Jinja2Templates(directory=WEBCLIENT / "templates")
 
     async def load_models() -> None:
@@ -52,12 +55,30 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.calls = calls
     app.mount("/static", StaticFiles(directory=WEBCLIENT / "static"), name="static")
     app.include_router(webrtc_router(calls, webrtc))
+    app.include_router(websocket_router(calls))
 
     @app.get("/", response_class=HTMLResponse)
     async def page(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request, "index.html", {"voice": settings.tts_voice, "language": settings.tts_language}
-        )
+        config = {
+            "ice_servers": ice_servers,
+            "default_voice": settings.tts_voice,
+            "default_language": settings.tts_language,
+            "default_prompt": settings.system_prompt,
+            "max_prompt_chars": settings.bot_max_prompt_chars,
+            "webrtc_timeout_ms": settings.bot_webrtc_timeout_ms,
+        }
+        return templates.TemplateResponse(request, "index.html", {"config": config})
+
+    @app.get("/api/voices")
+    async def voices() -> JSONResponse:
+        """The voices and languages a caller can choose (the TTS server's, as Whisper allows)."""
+        if calls.speech is None or calls.session is None:
+            return JSONResponse({"error": "the bot is still loading"}, status_code=503)
+        try:
+            catalog = await calls.choices.catalog(calls.session, calls.speech)
+        except TTSUnavailable as error:
+            return JSONResponse({"error": str(error)}, status_code=503)
+        return JSONResponse({"voices": catalog.voices, "languages": catalog.languages})
 
     @app.get("/health")
     async def health() -> dict:

@@ -13,6 +13,7 @@ from pipecat.transports.base_transport import BaseTransport
 
 from bot.config import Settings
 from bot.models import SpeechModel
+from bot.options import CallOptions, Choices
 from bot.pipeline import CallReport, run_call
 
 
@@ -24,6 +25,7 @@ class CallManager:
         self.speech: SpeechModel | None = None
         self.session: aiohttp.ClientSession | None = None
         self.tasks: dict[str, asyncio.Task[CallReport | None]] = {}
+        self.choices = Choices(settings)
         self.finished: deque[CallReport] = deque(maxlen=100)  # recent calls, for /ready and tests
         self._numbers = itertools.count(1)
 
@@ -31,18 +33,27 @@ class CallManager:
     def ready(self) -> bool:
         return self.speech is not None and self.session is not None
 
-    def start(self, transport: BaseTransport, *, kind: str) -> str:
-        """Run a call in the background; returns its id (for logs, never a secret)."""
+    async def options(self, raw: object) -> CallOptions:
+        """The caller's choices, checked (raises BadOptions naming the field)."""
+        assert self.speech is not None and self.session is not None
+        return await self.choices.resolve(raw, self.session, self.speech)
+
+    def start(
+        self, transport: BaseTransport, options: CallOptions, *, kind: str
+    ) -> asyncio.Task[CallReport | None]:
+        """Run a call in the background; the task is named by the call's id (never a secret)."""
         assert self.speech is not None and self.session is not None
         call_id = f"{kind}-{next(self._numbers)}-{secrets.token_hex(2)}"
-        task = asyncio.create_task(self._run(transport, call_id), name=call_id)
+        task = asyncio.create_task(self._run(transport, options, call_id), name=call_id)
         self.tasks[call_id] = task
-        return call_id
+        return task
 
-    async def _run(self, transport: BaseTransport, call_id: str) -> CallReport | None:
+    async def _run(
+        self, transport: BaseTransport, options: CallOptions, call_id: str
+    ) -> CallReport | None:
         try:
             report = await run_call(
-                transport, self.settings, self.speech, self.session, call_id=call_id
+                transport, self.settings, self.speech, self.session, options, call_id=call_id
             )
             self.finished.append(report)
             return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
@@ -33,6 +33,14 @@ XTTS_LANGUAGES = [
     "tr",
     "zh-cn",
 ]
+
+
+class IceServer(BaseModel):
+    """One STUN/TURN server, as the browser's RTCPeerConnection and aiortc take it."""
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
 
 
 class Settings(BaseSettings):
@@ -73,6 +81,12 @@ class Settings(BaseSettings):
     bot_port: int = Field(7860, ge=1, le=65535)
     bot_prompt_file: Path = PROMPTS_DIR / "miss_harper.md"
     bot_greeting: str = "Hello! I'm Miss Harper. What would you like to learn about today?"
+    bot_max_prompt_chars: int = Field(4000, ge=1, description="longest persona a caller may send")
+    # STUN/TURN for WebRTC, as JSON: [{"urls": "turn:host:3478", "username": "u", "credential": "p"}].
+    # Not needed on localhost; behind NAT or in containers, a TURN server (or the WebSocket).
+    bot_ice_servers: list[IceServer] = Field(default_factory=list)
+    # The page falls back to the WebSocket transport when WebRTC has not connected by then.
+    bot_webrtc_timeout_ms: int = Field(5000, ge=500, le=60000)
     # Transcripts and request details are logged at debug only.
     bot_log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -38,6 +38,7 @@ from bot.config import Settings
 from bot.health import PROBES
 from bot.latency import CallLatency, TurnLatency
 from bot.models import SpeechModel
+from bot.options import CallOptions
 from bot.services import make_llm, make_stt, make_tts, prime_llm
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
@@ -94,17 +95,18 @@ async def run_call(
     settings: Settings,
     speech: SpeechModel,
     session: aiohttp.ClientSession,
+    options: CallOptions,
     *,
     call_id: str,
 ) -> CallReport:
     """Run one call until the client leaves. Never raises for a failing dependency."""
     report = CallReport(call_id)
 
-    stt = make_stt(settings, speech)
+    stt = make_stt(options, speech)
     llm = make_llm(settings)
-    tts = make_tts(settings, session)
+    tts = make_tts(settings, options, session)
 
-    context = LLMContext([{"role": "system", "content": settings.system_prompt}])
+    context = LLMContext([{"role": "system", "content": options.prompt}])
     vad = SileroVADAnalyzer(
         params=VADParams(
             confidence=settings.vad_confidence,
@@ -191,7 +193,7 @@ async def run_call(
     async def on_client_connected(_transport, _client) -> None:
         logger.info(f"[{call_id}] client connected")
         await worker.queue_frame(TTSSpeakFrame(settings.bot_greeting))
-        background.add(asyncio.create_task(prime_llm(session, settings)))
+        background.add(asyncio.create_task(prime_llm(session, settings, options.prompt)))
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport, _client) -> None:

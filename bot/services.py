@@ -11,19 +11,20 @@ from pipecat.transcriptions.language import Language
 
 from bot.config import Settings
 from bot.models import SpeechModel
+from bot.options import CallOptions
 from bot.stt import SharedWhisperSTTService
 from bot.tts import KitTTSService
 
 _PRIME_TIMEOUT = aiohttp.ClientTimeout(total=120)  # a cold Ollama model load takes a while
 
 
-def _whisper_language(settings: Settings) -> Language:
-    return Language.ZH if settings.tts_language == "zh-cn" else Language(settings.tts_language)
+def _whisper_language(code: str) -> Language:
+    return Language.ZH if code == "zh-cn" else Language(code)
 
 
-def make_stt(settings: Settings, speech: SpeechModel) -> STTService:
+def make_stt(options: CallOptions, speech: SpeechModel) -> STTService:
     """Whisper for one call, on the process's already loaded model."""
-    language = _whisper_language(settings)
+    language = _whisper_language(options.language)
     if speech.decoder is None:
         return WhisperSTTServiceMLX(
             settings=WhisperSTTServiceMLX.Settings(model=speech.name, language=language)
@@ -48,7 +49,7 @@ def make_llm(settings: Settings) -> OpenAILLMService:
     )
 
 
-async def prime_llm(session: aiohttp.ClientSession, settings: Settings) -> None:
+async def prime_llm(session: aiohttp.ClientSession, settings: Settings, prompt: str) -> None:
     """Have the LLM read the persona and greeting before the caller's first turn.
 
     llama.cpp and vLLM then reuse that prompt prefix from their cache, and Ollama loads the model
@@ -57,7 +58,7 @@ async def prime_llm(session: aiohttp.ClientSession, settings: Settings) -> None:
     body = {
         "model": settings.llm_model,
         "messages": [
-            {"role": "system", "content": settings.system_prompt},
+            {"role": "system", "content": prompt},
             {"role": "assistant", "content": settings.bot_greeting},
         ],
         "max_tokens": 1,
@@ -71,10 +72,12 @@ async def prime_llm(session: aiohttp.ClientSession, settings: Settings) -> None:
         logger.debug(f"LLM priming skipped: {error.__class__.__name__}")
 
 
-def make_tts(settings: Settings, session: aiohttp.ClientSession) -> KitTTSService:
+def make_tts(
+    settings: Settings, options: CallOptions, session: aiohttp.ClientSession
+) -> KitTTSService:
     return KitTTSService(
         base_url=settings.xtts_base_url,
-        voice=settings.tts_voice,
-        language=settings.tts_language,
+        voice=options.voice,
+        language=options.language,
         session=session,
     )

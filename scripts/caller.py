@@ -85,7 +85,8 @@ class Caller:
         self._new_message = asyncio.Event()
         self._reader: asyncio.Task | None = None
 
-    async def connect(self) -> None:
+    async def connect(self, options: dict[str, str] | None = None) -> None:
+        """Call the bot; `options` (voice, language, prompt) travel with the offer."""
         self.pc.addTransceiver(self.mic, direction="sendrecv")
         self.pc.addTransceiver("video", direction="recvonly")  # SmallWebRTC expects m-line 1
         channel = self.pc.createDataChannel("chat")
@@ -116,7 +117,11 @@ class Caller:
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(
                 f"{self.base_url}/api/offer",
-                json={"sdp": self.pc.localDescription.sdp, "type": "offer"},
+                json={
+                    "sdp": self.pc.localDescription.sdp,
+                    "type": "offer",
+                    "requestData": options or {},
+                },
             )
         response.raise_for_status()
         answer = response.json()

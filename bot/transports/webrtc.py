@@ -17,6 +17,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from bot.calls import CallManager
+from bot.options import BadOptions, CallOptions
 from bot.pipeline import transport_params
 
 
@@ -68,11 +69,14 @@ def _parse_patch(body: dict[str, Any]) -> SmallWebRTCPatchRequest | str:
 def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> APIRouter:
     router = APIRouter()
 
-    async def start_call(connection: SmallWebRTCConnection) -> None:
-        transport = SmallWebRTCTransport(
-            webrtc_connection=connection, params=transport_params(calls.settings)
-        )
-        calls.start(transport, kind="webrtc")
+    def call_starter(options: CallOptions):
+        async def start_call(connection: SmallWebRTCConnection) -> None:
+            transport = SmallWebRTCTransport(
+                webrtc_connection=connection, params=transport_params(calls.settings)
+            )
+            calls.start(transport, options, kind="webrtc")
+
+        return start_call
 
     @router.post("/api/offer")
     async def offer(request: Request) -> Any:
@@ -85,7 +89,11 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
         if not calls.ready:
             return JSONResponse({"error": "the bot is still loading; retry shortly"}, 503)
         try:
-            return await handler.handle_web_request(parsed, start_call)
+            options = await calls.options(parsed.request_data)
+        except BadOptions as error:
+            return _bad_request(str(error))
+        try:
+            return await handler.handle_web_request(parsed, call_starter(options))
         except Exception as error:
             logger.info(f"WebRTC offer refused: {error.__class__.__name__}: {error}")
             return _bad_request(f"the offer could not be used: {error}")

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from scripts.caller import Caller, read_wav
-from tests.e2e.conftest import stack_env
+from tests.conftest import stack_env
 from tests.support import FIXTURES, free_port, rms, server_process, stop_process, transcribe
 
 pytestmark = pytest.mark.e2e

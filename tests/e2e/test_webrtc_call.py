@@ -132,3 +132,26 @@ async def test_speaking_over_the_bot_interrupts_it(stack):
         await caller.wait_for(lambda: caller.server_messages("latency")[1:], 60, "the answer")
     finally:
         await caller.close()
+
+
+async def test_the_caller_chooses_voice_language_and_persona(stack):
+    pirate = "You are Captain Hook, a pirate. Answer in one short sentence."
+    caller = Caller(stack.bot_url)
+    await caller.connect({"voice": "heart", "language": "en", "prompt": pirate})
+    try:
+        assert rms(await greeting_of(caller)) > 0.01
+        _, answer, _ = await ask(caller, QUESTION)
+        assert_english_speech(answer)
+    finally:
+        await caller.close()
+
+
+async def test_a_language_the_stack_cannot_speak_is_refused_in_words(stack):
+    caller = Caller(stack.bot_url)
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await caller.connect({"language": "de"})
+    await caller.close()
+    assert refused.value.response.status_code == 400
+    assert refused.value.response.json() == {
+        "error": "language: 'de' is not spoken by both the TTS engine and Whisper (they share: en)"
+    }

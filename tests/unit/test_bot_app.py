@@ -4,6 +4,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from bot.app import create_app
 from bot.config import Settings
@@ -95,3 +96,46 @@ def test_bad_ice_candidate_patches(client, body, status, error):
     response = client.patch("/api/offer", json=body)
     assert response.status_code == status
     assert response.json() == {"error": error}
+
+
+def test_voices_say_in_words_that_the_tts_server_is_down(client):
+    response = client.get("/api/voices")
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("the TTS server is unreachable at http://127.0.0.1:")
+
+
+SDP = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ("heart", "options must be a JSON object with voice, language and prompt"),
+        ({"voice": 7}, "voice: must be a string"),
+        ({"prompt": "x" * 4001}, "prompt: at most 4000 characters (got 4001)"),
+        ({"voice": "heart"}, "voice: cannot be checked now, the TTS server is unreachable at"),
+    ],
+)
+def test_bad_call_options_are_refused_before_the_call_starts(client, options, error):
+    body = {"sdp": SDP, "type": "offer", "requestData": options}
+    response = client.post("/api/offer", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(error)
+    assert client.get("/health").json()["calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "error"),
+    [
+        ("hello", "start: the first message must be JSON"),
+        ('{"type": "offer"}', 'start: the first message must have "type": "start"'),
+        ('{"type": "start", "language": 5}', "language: must be a string"),
+    ],
+)
+def test_websocket_start_is_checked_before_any_pipeline(client, start, error):
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text(start)
+        assert ws.receive_json() == {"type": "error", "error": error}
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 1008

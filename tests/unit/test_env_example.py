@@ -1,5 +1,6 @@
 """.env.example lists every variable the kit reads, with the code's defaults, and nothing else."""
 
+import json
 import re
 
 from bot.config import Settings as BotSettings
@@ -38,9 +39,11 @@ def test_documented_defaults_are_the_code_defaults():
     documented = example()
     for settings in (BotSettings, TTSSettings):
         for name, field in settings.model_fields.items():
-            default = field.default
+            default = field.get_default(call_default_factory=True)
             if default is None:
                 default = ""
+            if isinstance(default, list):
+                default = json.dumps(default)
             if isinstance(default, bool):
                 default = str(default).lower()
             if hasattr(default, "relative_to"):  # a path inside the repository

@@ -1,0 +1,66 @@
+"""Browser calls over a WebSocket (`/ws`): Pipecat's protobuf frames, for when WebRTC cannot connect.
+
+The socket's first message is a JSON text frame `{"type": "start", "voice", "language", "prompt"}`;
+bad choices get `{"type": "error", "error": ...}` and close code 1008 before any pipeline starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from loguru import logger
+from pipecat.serializers.protobuf import ProtobufFrameSerializer
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+
+from bot.calls import CallManager
+from bot.options import BadOptions
+from bot.pipeline import audio_params
+
+POLICY_VIOLATION = 1008
+_START_TIMEOUT_SECS = 10
+
+
+def websocket_router(calls: CallManager) -> APIRouter:
+    router = APIRouter()
+
+    async def refuse(websocket: WebSocket, message: str) -> None:
+        logger.info(f"WebSocket call refused: {message}")
+        await websocket.send_json({"type": "error", "error": message})
+        await websocket.close(POLICY_VIOLATION, reason=message[:120])
+
+    @router.websocket("/ws")
+    async def call(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            first = await asyncio.wait_for(websocket.receive_text(), _START_TIMEOUT_SECS)
+        except TimeoutError:
+            return await refuse(websocket, "start: no start message within 10 seconds")
+        except (WebSocketDisconnect, KeyError):  # gone, or a binary frame first
+            return await refuse(websocket, "start: the first message must be JSON text")
+        try:
+            start = json.loads(first)
+        except ValueError:
+            return await refuse(websocket, "start: the first message must be JSON")
+        if not isinstance(start, dict) or start.get("type") != "start":
+            return await refuse(websocket, 'start: the first message must have "type": "start"')
+        if not calls.ready:
+            return await refuse(websocket, "the bot is still loading; retry shortly")
+        try:
+            options = await calls.options({k: v for k, v in start.items() if k != "type"})
+        except BadOptions as error:
+            return await refuse(websocket, str(error))
+
+        transport = FastAPIWebsocketTransport(
+            websocket,
+            FastAPIWebsocketParams(
+                **audio_params(calls.settings),
+                serializer=ProtobufFrameSerializer(),
+                add_wav_header=False,
+            ),
+        )
+        # The socket lives as long as this handler: wait for the call to end.
+        await calls.start(transport, options, kind="ws")
+
+    return router
