@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from loguru import logger
+from pipecat.transports.smallwebrtc.connection import IceServer
 from pipecat.transports.smallwebrtc.request_handler import SmallWebRTCRequestHandler
 
 from bot.calls import CallManager
@@ -28,8 +29,11 @@ WEBCLIENT = Path(__file__).resolve().parent.parent / "webclient"
 def create_app(settings: Settings) -> FastAPI:
     """Build the app. Whisper loads in the background at start-up; /ready says when it is done."""
     calls = CallManager(settings)
+    # The page gets the same STUN/TURN servers as the bot (aiortc), from one setting.
     ice_servers = [server.model_dump(exclude_none=True) for server in settings.bot_ice_servers]
-    webrtc = SmallWebRTCRequestHandler(ice_servers=ice_servers or None)
+    webrtc = SmallWebRTCRequestHandler(
+        ice_servers=[IceServer(**server) for server in ice_servers] or None
+    )
     templates = Jinja2Templates(directory=WEBCLIENT / "templates")
 
     async def load_models() -> None:
@@ -53,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Off-Grid Voice Kit bot", lifespan=lifespan)
     app.state.calls = calls
+    app.state.webrtc = webrtc
     app.mount("/static", StaticFiles(directory=WEBCLIENT / "static"), name="static")
     app.include_router(webrtc_router(calls, webrtc))
     app.include_router(websocket_router(calls))

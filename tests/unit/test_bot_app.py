@@ -1,12 +1,15 @@
 """The bot's HTTP surface with its real app: page, health, readiness, and offer validation."""
 
+import json
+import re
 import time
 
 import pytest
 from fastapi.testclient import TestClient
+from pipecat.transports.smallwebrtc.connection import IceServer
 from starlette.websockets import WebSocketDisconnect
 
-from bot.app import create_app
+from bot.app import WEBCLIENT, create_app
 from bot.config import Settings
 from bot.models import bundled_whisper_path
 from tests.support import free_port
@@ -29,14 +32,21 @@ def client():
         yield client
 
 
-def test_page_is_served_with_its_script_and_no_third_party_urls(client):
+def test_page_and_every_static_file_are_served_and_name_no_third_party_host(client):
     page = client.get("/")
     assert page.status_code == 200
-    assert 'id="connect"' in page.text and "app.js" in page.text
-    script = client.get("/static/app.js")
-    assert script.status_code == 200 and "/api/offer" in script.text
-    for text in (page.text, script.text):
-        assert "https://" not in text and "http://" not in text
+    assert 'id="kit-config"' in page.text and "/static/app.js" in page.text
+    static = WEBCLIENT / "static"
+    files = sorted(p for p in static.rglob("*") if p.is_file())
+    assert files
+    texts = [page.text]
+    for path in files:
+        response = client.get(f"/static/{path.relative_to(static).as_posix()}")
+        assert response.status_code == 200, path
+        texts.append(response.text)
+    # Works with no internet: no CDN, nothing that phones home (localhost may be named).
+    for text in texts:
+        assert not re.findall(r"(?:https?|wss?)://(?!localhost\b)[\w-]+\.[\w.-]+", text)
 
 
 def test_health_answers_while_dependencies_are_down(client):
@@ -139,3 +149,25 @@ def test_websocket_start_is_checked_before_any_pipeline(client, start, error):
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_text()
         assert closed.value.code == 1008
+
+
+def test_ice_servers_from_the_settings_reach_both_the_page_and_aiortc():
+    turn = {"urls": "turn:127.0.0.1:3478", "username": "kit", "credential": "secret"}
+    settings = Settings(
+        whisper_model=bundled_whisper_path(),
+        whisper_device="cpu",
+        bot_ice_servers=[turn, {"urls": ["stun:127.0.0.1:3478"]}],
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        page = client.get("/").text
+    embedded = page.split('id="kit-config" type="application/json">')[1].split("</script>")[0]
+    assert json.loads(embedded)["ice_servers"] == [turn, {"urls": ["stun:127.0.0.1:3478"]}]
+    # aiortc takes them as RTCIceServer objects: a plain dict would fail every offer.
+    servers = app.state.webrtc._ice_servers
+    assert all(isinstance(server, IceServer) for server in servers)
+    assert (servers[0].urls, servers[0].username, servers[0].credential) == (
+        "turn:127.0.0.1:3478",
+        "kit",
+        "secret",
+    )
