@@ -19,16 +19,17 @@ from bot.options import BadOptions
 from bot.pipeline import audio_params
 
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 _START_TIMEOUT_SECS = 10
 
 
 def websocket_router(calls: CallManager) -> APIRouter:
     router = APIRouter()
 
-    async def refuse(websocket: WebSocket, message: str) -> None:
+    async def refuse(websocket: WebSocket, message: str, code: int = POLICY_VIOLATION) -> None:
         logger.info(f"WebSocket call refused: {message}")
         await websocket.send_json({"type": "error", "error": message})
-        await websocket.close(POLICY_VIOLATION, reason=message[:120])
+        await websocket.close(code, reason=message[:120])
 
     @router.websocket("/ws")
     async def call(websocket: WebSocket) -> None:
@@ -46,7 +47,9 @@ def websocket_router(calls: CallManager) -> APIRouter:
         if not isinstance(start, dict) or start.get("type") != "start":
             return await refuse(websocket, 'start: the first message must have "type": "start"')
         if not calls.ready:
-            return await refuse(websocket, "the bot is still loading; retry shortly")
+            return await refuse(
+                websocket, "the bot is still loading; retry shortly", TRY_AGAIN_LATER
+            )
         try:
             options = await calls.options({k: v for k, v in start.items() if k != "type"})
         except BadOptions as error:

@@ -106,7 +106,9 @@ export class CallAudio {
     // so the element does the playing (it also gets the browser's jitter buffer and echo
     // cancellation reference) and Web Audio only listens.
     element.srcObject = stream;
-    element.play().catch(() => {}); // autoplay is allowed: the call started from a click
+    // Allowed without a fresh gesture: the call started from a click, and Safari also lets a
+    // page that is capturing the microphone play audio.
+    element.play().catch(() => {});
     if (this.remoteSource) this.remoteSource.disconnect();
     this.remoteSource = this.context.createMediaStreamSource(stream);
     this.remoteSource.connect(this.botAnalyser);

@@ -12,6 +12,7 @@ class CaptureProcessor extends AudioWorkletProcessor {
     super();
     const { targetRate = 16000, frameSamples = 320 } = options.processorOptions || {};
     this.step = sampleRate / targetRate; // input samples per output sample (e.g. 3 at 48 kHz)
+    this.frameSamples = frameSamples;
     this.frame = new Int16Array(frameSamples);
     this.filled = 0;
     this.position = 0; // where the next output sample starts, in input samples from the block start
@@ -41,9 +42,9 @@ class CaptureProcessor extends AudioWorkletProcessor {
   emit(value) {
     const clamped = Math.max(-1, Math.min(1, value));
     this.frame[this.filled++] = clamped < 0 ? clamped * 0x8000 : clamped * 0x7fff;
-    if (this.filled === this.frame.length) {
-      this.port.postMessage(this.frame, [this.frame.buffer]);
-      this.frame = new Int16Array(this.frame.length);
+    if (this.filled === this.frameSamples) {
+      this.port.postMessage(this.frame, [this.frame.buffer]); // transferred: detached here
+      this.frame = new Int16Array(this.frameSamples);
       this.filled = 0;
     }
   }

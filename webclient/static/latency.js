@@ -54,7 +54,7 @@ export class LatencyPanel {
     const entry = { turn: message.turn, kind: message.kind, total_ms: Number(message.total_ms) || 0, stages_ms: stages };
     if (entry.kind === "greeting") {
       this.greeting = entry;
-      this.el.greeting.textContent = `Greeting: first sound ${ms(entry.total_ms)} after the call started (not in the statistics).`;
+      this.el.greeting.textContent = `Greeting: ${ms(entry.total_ms)} to its first sound (not in the statistics).`;
       this.el.greeting.hidden = false;
     } else {
       this.turns.push(entry);

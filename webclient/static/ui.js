@@ -27,12 +27,17 @@ export class View {
     document.body.dataset.state = state;
     $("state").textContent = words;
     const inCall = state === "connecting" || state === "connected";
+    const focused = document.activeElement;
     $("connect").hidden = inCall;
     $("connect").disabled = inCall;
     $("disconnect").hidden = !inCall;
     $("mute").disabled = state !== "connected";
     $("settings-fields").disabled = inCall;
     if (!inCall) this.setActivity("");
+    // Keep keyboard users in place when the button they pressed goes away.
+    if (focused?.hidden || focused?.disabled || focused?.closest?.("[hidden]")) {
+      (inCall ? $("disconnect") : $("connect")).focus();
+    }
   }
 
   setTransport(name) {
@@ -109,19 +114,34 @@ export class View {
     this.#line("notice", "", text);
   }
 
-  /** The user's words: interim results update one line, a final one closes it. */
+  /**
+   * The user's words. One line per turn: final pieces add up, an interim result shows after
+   * them until it is final. The line closes when the bot answers.
+   */
   userText(text, final) {
     if (!text?.trim()) return;
-    if (!this.userLine) this.userLine = this.#line("user", "You", "");
-    this.userLine.querySelector(".text").textContent = text.trim();
-    this.userLine.classList.toggle("interim", !final);
-    if (final) this.userLine = null;
+    if (!this.userLine) {
+      this.userLine = this.#line("user", "You", "");
+      this.userLine.dataset.final = "";
+    }
+    const line = this.userLine;
+    const committed = line.dataset.final;
+    const joined = `${committed} ${text.trim()}`.trim();
+    if (final) line.dataset.final = joined;
+    line.querySelector(".text").textContent = joined;
+    line.classList.toggle("interim", !final);
     $("log").scrollTop = $("log").scrollHeight;
+  }
+
+  /** What the user says next starts a new line. */
+  userDone() {
+    this.userLine = null;
   }
 
   /** One piece of what the bot says, as it is spoken. */
   botText(text, segmentId) {
     if (!text?.trim()) return;
+    this.userDone(); // the bot answers: the user's turn is over
     if (segmentId !== undefined && segmentId !== null) {
       if (this.botSegments.has(segmentId)) return;
       this.botSegments.add(segmentId);
@@ -145,22 +165,25 @@ export class View {
     line.classList.add("interrupted");
     const mark = document.createElement("span");
     mark.className = "mark";
-    mark.textContent = "(interrupted)";
+    mark.textContent = "interrupted";
     line.append(mark);
+  }
+
+  /** A new call: fresh lines, segment ids and level peaks (ids restart with each bot). */
+  startCall() {
+    this.endCall();
+    this.peaks = { mic: 0, bot: 0 };
+    $("mic-level").dataset.peak = "0";
+    $("bot-level").dataset.peak = "0";
   }
 
   endCall() {
     this.userLine = null;
     this.botLine = null;
+    this.botSegments.clear();
   }
 
   // ---- meters --------------------------------------------------------------------------
-
-  resetPeaks() {
-    this.peaks = { mic: 0, bot: 0 };
-    $("mic-level").dataset.peak = "0";
-    $("bot-level").dataset.peak = "0";
-  }
 
   levels(mic, bot) {
     for (const [name, value] of [["mic", mic], ["bot", bot]]) {

@@ -85,7 +85,7 @@ export class WebRTCTransport {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", requestData }),
-        signal: AbortSignal.timeout(OFFER_TIMEOUT_MS),
+        signal: timeoutSignal(OFFER_TIMEOUT_MS),
       });
     } catch (error) {
       throw new CallError("unreachable", error.message);
@@ -154,6 +154,14 @@ export class WebRTCTransport {
       this.pc.close();
     }
   }
+}
+
+/** AbortSignal.timeout, also where it is missing (Safari before 16). */
+export function timeoutSignal(ms) {
+  if (AbortSignal.timeout) return AbortSignal.timeout(ms);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DOMException("timed out", "TimeoutError")), ms);
+  return controller.signal;
 }
 
 export function clientReady() {

@@ -7,6 +7,7 @@ import { decodeFrame, encodeAudio, encodeMessage } from "./protobuf.js";
 import { clientReady } from "./webrtc.js";
 
 const POLICY_VIOLATION = 1008; // the bot refused the settings
+const TRY_AGAIN_LATER = 1013; // the bot is still loading
 const MAX_BUFFERED_BYTES = 32 * 1024; // about 1 s of 16 kHz audio: drop mic frames beyond
 
 export function socketUrl(path = "/ws") {
@@ -72,8 +73,9 @@ export class WebSocketTransport {
         clearTimeout(timer);
         if (this.closed) return;
         this.closed = true;
-        if (event.code === POLICY_VIOLATION) {
-          const error = new CallError("refused", this.refusal || event.reason || "the bot refused the settings");
+        if (event.code === POLICY_VIOLATION || event.code === TRY_AGAIN_LATER) {
+          const text = this.refusal || event.reason || "the bot refused the settings";
+          const error = new CallError(event.code === TRY_AGAIN_LATER ? "busy" : "refused", text);
           if (this.connected) this.onLost(error);
           else reject(error);
         } else if (!this.connected) {
