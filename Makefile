@@ -114,3 +114,12 @@ models: compose-check ## Compose: build the images and fetch the models once (PR
 		  $(COMPOSE) --profile nvidia up --detach --wait vllm; status=$$?; kill $$logs; \
 		  $(COMPOSE) --profile nvidia stop vllm; exit $$status; } ;; \
 	esac
+
+# --- Modal (modal/): the LLM, the TTS server and the bot, each its own app ----------------------
+.PHONY: deploy-modal
+deploy-modal: install ## Modal: deploy vLLM, the TTS server and the bot (modal token new first)
+	@$(UV) run --frozen $(EXTRAS) modal deploy modal/vllm_app.py
+	@$(UV) run --frozen $(EXTRAS) modal deploy modal/xtts_app.py
+	@$(UV) run --frozen $(EXTRAS) modal deploy modal/bot_app.py
+	@echo "deployed: open https://<workspace>--voice-kit-bot-web.modal.run (LLM: ...--voice-kit-llm-serve.modal.run/v1, TTS: ...--voice-kit-tts-web.modal.run)"
+	@echo "phone: python scripts/twilio_setup.py points a Twilio number's voice webhook at PUBLIC_URL/twilio/voice"

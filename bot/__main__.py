@@ -18,6 +18,9 @@ def main() -> None:
         host=settings.bot_host,
         port=settings.bot_port,
         log_level=settings.bot_log_level,
+        # WebSocket messages are small (20 ms of audio, RTVI JSON): a bigger one is refused
+        # (close 1009) before it is read, on every socket, Twilio's included.
+        ws_max_size=64 * 1024,
     )
 
 

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.health import PROBES
 from bot.models import load_speech_model
 from bot.options import TTSUnavailable
+from bot.transports.twilio import twilio_router
 from bot.transports.webrtc import webrtc_router
 from bot.transports.websocket import websocket_router
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WEBCLIENT / "static"), name="static")
     app.include_router(webrtc_router(calls, webrtc))
     app.include_router(websocket_router(calls))
+    app.include_router(twilio_router(calls))
 
     @app.get("/", response_class=HTMLResponse)
     async def page(request: Request) -> HTMLResponse:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
+# Container secrets (Compose `secrets:`): a file per setting, e.g. /run/secrets/twilio_auth_token.
+SECRETS_DIR = Path("/run/secrets")
 
 # The XTTS v2 language set: the TTS contract speaks these codes.
 XTTS_LANGUAGES = [
@@ -46,7 +48,12 @@ class IceServer(BaseModel):
 class Settings(BaseSettings):
     """The bot's configuration. Field names are the environment variable names, lower-cased."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
+    )
 
     # Speech to text
     whisper_model: str = Field(
@@ -87,6 +94,12 @@ class Settings(BaseSettings):
     bot_ice_servers: list[IceServer] = Field(default_factory=list)
     # The page falls back to the WebSocket transport when WebRTC has not connected by then.
     bot_webrtc_timeout_ms: int = Field(5000, ge=500, le=60000)
+    # Phone calls (Twilio). PUBLIC_URL is the address Twilio uses (a tunnel or Modal URL): webhook
+    # signatures are checked against it, since proxies change what the server itself sees.
+    public_url: str = ""
+    bot_mode: Literal["local", "production"] = "local"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
     # Transcripts and request details are logged at debug only.
     bot_log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -109,6 +122,13 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be the https:// address Twilio reaches (got {value!r})")
         return value.rstrip("/")
 
     @field_validator("tts_language")

@@ -86,3 +86,20 @@ def test_whisper_size_names_map_to_mlx_hub_ids():
     assert mlx_model_name("tiny") == "mlx-community/whisper-tiny"
     assert mlx_model_name("base.en") == "mlx-community/whisper-base.en-mlx"
     assert mlx_model_name("me/my-whisper") == "me/my-whisper"
+
+
+def test_the_twilio_token_can_come_from_a_container_secret_and_is_never_printed(tmp_path):
+    (tmp_path / "twilio_auth_token").write_text("s3cr3t-token\n")
+    settings = Settings(_secrets_dir=tmp_path)
+    assert settings.twilio_auth_token.get_secret_value() == "s3cr3t-token"
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.model_dump())
+
+
+def test_production_mode_refuses_phone_calls_without_a_twilio_token():
+    from bot.app import create_app
+
+    with pytest.raises(SystemExit) as stopped:
+        create_app(Settings(bot_mode="production"))
+    assert (
+        str(stopped.value) == "TWILIO_AUTH_TOKEN: required when BOT_MODE=production (phone calls)"
+    )

@@ -290,8 +290,12 @@ def test_devices_per_profile():
 # --- environment: what the code reads, and nothing else -----------------------------------------
 
 
+# Settings the bot reads from a secret file (/run/secrets/<name>), never from the environment.
+SECRET_SETTINGS = {"TWILIO_AUTH_TOKEN"}
+
+
 def _variables(settings) -> set[str]:
-    return {name.upper() for name in settings.model_fields}
+    return {name.upper() for name in settings.model_fields} - SECRET_SETTINGS
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -300,6 +304,7 @@ def test_bot_and_tts_get_exactly_the_variables_their_code_reads(profile):
     roles = PROFILES[profile]
     assert set(environment(services[roles["bot"]])) == _variables(BotSettings)
     assert set(environment(services[roles["tts"]])) == _variables(TTSSettings)
+    assert [s.lower() for s in SECRET_SETTINGS] == services[roles["bot"]]["secrets"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -329,17 +334,19 @@ def test_containers_never_get_the_whole_env_file():
         assert "env_file" not in service, name
 
 
-def test_the_hf_token_is_a_secret_not_a_variable_or_a_build_argument():
+def test_tokens_are_secrets_not_variables_or_build_arguments():
     project = raw()
     assert project["secrets"]["hf_token"] == {"environment": "HF_TOKEN"}
     for name, service in project["services"].items():
         visible = json.dumps(
             [service.get("environment"), service.get("build"), service.get("command")]
         )
-        assert "HF_TOKEN}" not in visible and "TWILIO" not in visible, name
+        assert "HF_TOKEN}" not in visible and "TWILIO_AUTH_TOKEN" not in visible, name
         if name == "vllm":
             assert service["secrets"] == ["hf_token"]
             assert service["environment"]["HF_TOKEN_PATH"] == "/run/secrets/hf_token"
+        elif name.startswith("bot-"):
+            assert service["secrets"] == ["twilio_auth_token"], name
         else:
             assert "secrets" not in service, name
 

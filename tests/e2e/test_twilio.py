@@ -1,0 +1,239 @@
+"""Phone calls: a Twilio emulator that follows the documented Media Streams protocol, against the
+real bot. Only Twilio's cloud is emulated; signatures come from Twilio's own library."""
+
+from __future__ import annotations
+
+import asyncio
+import audioop  # μ-law is Twilio's wire format; Pipecat's serializer uses the same module
+import base64
+import json
+import time
+import xml.etree.ElementTree as ET
+
+import httpx
+import pytest
+import websockets
+from twilio.request_validator import RequestValidator
+
+from bot.models import bundled_whisper_path
+from scripts.caller import read_wav
+from tests.support import FIXTURES, free_port, rms, server_process, transcribe
+
+pytestmark = pytest.mark.e2e
+
+AUTH_TOKEN = "emulated-twilio-auth-token"  # a test value, not a credential
+PCM_8K = audioop.ratecv(read_wav(FIXTURES / "questions" / "france.wav"), 2, 1, 16000, 8000, None)[0]
+QUESTION = audioop.lin2ulaw(PCM_8K, 2)
+FRAME = 160  # 20 ms of 8 kHz μ-law
+CALL = {"CallSid": "CA0001", "AccountSid": "AC0001", "From": "+15550001111", "To": "+15550002222"}
+
+
+@pytest.fixture(scope="module")
+def phone_bot(stack):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "WHISPER_MODEL": bundled_whisper_path() or "tiny.en",
+        "WHISPER_DEVICE": "cpu",
+        "LLM_BASE_URL": f"{stack.llm_url}/v1",
+        "LLM_MODEL": "local",
+        "XTTS_BASE_URL": stack.tts_url,
+        "BOT_HOST": "127.0.0.1",
+        "BOT_PORT": str(port),
+        "PUBLIC_URL": url,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+    }
+    with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="phone-bot"):
+        yield url
+
+
+def signed_webhook(bot: str, params: dict, signature: str | None = None) -> httpx.Response:
+    url = f"{bot}/twilio/voice"
+    signature = signature or RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+    return httpx.post(url, data=params, headers={"X-Twilio-Signature": signature})
+
+
+def stream_of(twiml: str) -> tuple[str, dict[str, str]]:
+    stream = ET.fromstring(twiml).find("./Connect/Stream")
+    return stream.get("url"), {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+
+
+class PhoneLine:
+    """Twilio's side of one Media Stream."""
+
+    def __init__(self, ws, stream_sid: str = "MZ0001"):
+        self.ws, self.stream_sid = ws, stream_sid
+        self.events: list[dict] = []
+        self.audio: list[tuple[float, bytes]] = []  # (arrival, 8 kHz s16le)
+        self._pending = b""
+
+    async def start(self, token: str | None) -> None:
+        await self.ws.send(
+            json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        )
+        custom = {"token": token} if token else {}
+        await self.ws.send(
+            json.dumps(
+                {
+                    "event": "start",
+                    "sequenceNumber": "1",
+                    "streamSid": self.stream_sid,
+                    "start": {
+                        "streamSid": self.stream_sid,
+                        "accountSid": CALL["AccountSid"],
+                        "callSid": CALL["CallSid"],
+                        "tracks": ["inbound"],
+                        "customParameters": custom,
+                        "mediaFormat": {
+                            "encoding": "audio/x-mulaw",
+                            "sampleRate": 8000,
+                            "channels": 1,
+                        },
+                    },
+                }
+            )
+        )
+
+    def say(self, mulaw: bytes) -> None:
+        self._pending += mulaw
+
+    async def microphone(self) -> None:
+        start, n = time.monotonic(), 0
+        while True:
+            chunk, self._pending = self._pending[:FRAME], self._pending[FRAME:]
+            payload = base64.b64encode(chunk.ljust(FRAME, b"\xff")).decode()  # 0xff: μ-law silence
+            n += 1
+            await self.ws.send(
+                json.dumps(
+                    {
+                        "event": "media",
+                        "streamSid": self.stream_sid,
+                        "media": {
+                            "track": "inbound",
+                            "chunk": str(n),
+                            "timestamp": str(n * 20),
+                            "payload": payload,
+                        },
+                    }
+                )
+            )
+            await asyncio.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+
+    async def receive(self) -> None:
+        async for raw in self.ws:
+            event = json.loads(raw)
+            self.events.append(event)
+            if event.get("event") == "media":
+                mulaw = base64.b64decode(event["media"]["payload"])
+                self.audio.append((time.monotonic(), audioop.ulaw2lin(mulaw, 2)))
+
+    def of(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e.get("event") == kind]
+
+    async def wait_for(self, predicate, within: float, what: str):
+        deadline = time.monotonic() + within
+        while not (result := predicate()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.05)
+        return result
+
+
+def test_a_signed_webhook_gets_twiml_with_a_stream_and_a_token(phone_bot):
+    response = signed_webhook(phone_bot, CALL)
+    assert response.status_code == 200
+    url, parameters = stream_of(response.text)
+    assert url == phone_bot.replace("http://", "ws://") + "/twilio/ws"
+    assert len(parameters["token"]) >= 24
+    assert parameters["CallSid"] == "CA0001" and parameters["From"] == CALL["From"]
+    assert "Sorry" in ET.fromstring(response.text).find("Say").text  # after the stream ends
+
+
+@pytest.mark.parametrize("signature", ["forged-signature", ""])
+def test_a_forged_or_missing_signature_gets_403(phone_bot, signature):
+    url = f"{phone_bot}/twilio/voice"
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+    response = httpx.post(url, data=CALL, headers=headers)
+    assert response.status_code == 403
+    assert response.json() == {"error": "X-Twilio-Signature: missing or invalid"}
+
+
+async def test_an_unsigned_stream_upgrade_is_refused(phone_bot):
+    url, _ = stream_of(signed_webhook(phone_bot, CALL).text)
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(url):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def _open(url: str):
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
+    return websockets.connect(url, additional_headers={"X-Twilio-Signature": signature})
+
+
+@pytest.mark.parametrize("token", ["reused", None, "made-up"])
+async def test_a_reused_missing_or_unknown_token_closes_before_any_pipeline(phone_bot, token):
+    url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
+    if token == "reused":
+        async with await _open(url) as ws:  # the first use is fine...
+            await PhoneLine(ws).start(parameters["token"])
+            await asyncio.sleep(0.5)
+        token = parameters["token"]
+    async with await _open(url) as ws:
+        line = PhoneLine(ws)
+        await line.start(token)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd.code == 1008
+        assert not line.of("media")
+
+
+async def test_a_spoken_question_gets_a_spoken_answer_and_barge_in_clears(phone_bot):
+    url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
+    async with await _open(url) as ws:
+        line = PhoneLine(ws)
+        await line.start(parameters["token"])
+        tasks = [asyncio.create_task(line.receive()), asyncio.create_task(line.microphone())]
+        try:
+            # The greeting plays; talking over it makes the bot send `clear`.
+            await line.wait_for(lambda: line.audio, 60, "the greeting")
+            assert all(e["streamSid"] == "MZ0001" for e in line.of("media"))
+            asked = time.monotonic()
+            line.say(QUESTION)
+            await line.wait_for(lambda: line.of("clear"), 30, "a clear on barge-in")
+            # Then the answer: μ-law media that Whisper understands.
+            await line.wait_for(
+                lambda: sum(len(pcm) for at, pcm in line.audio if at > asked + 3) > 16000,
+                90,
+                "an answer",
+            )
+            await asyncio.sleep(3)
+            answer = b"".join(pcm for at, pcm in line.audio if at > asked + 3)
+            assert rms(answer) > 0.01
+            assert len(transcribe(answer, 8000).split()) >= 2
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+async def test_garbage_and_oversized_frames_leave_the_server_serving(phone_bot):
+    url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
+    async with await _open(url) as ws:
+        await ws.send("this is not json")
+        await ws.send(json.dumps({"event": "mystery"}))
+        await PhoneLine(ws).start(parameters["token"])
+        await ws.send("{broken")
+        await ws.send("x" * (128 * 1024))  # over the cap: the socket is closed, 1009
+        with pytest.raises(websockets.ConnectionClosed):
+            for _ in range(1000):
+                await asyncio.wait_for(ws.recv(), 10)
+    # The next call is served.
+    assert (await asyncio.to_thread(httpx.get, f"{phone_bot}/health")).status_code == 200
+    url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
+    async with await _open(url) as ws:
+        line = PhoneLine(ws)
+        await line.start(parameters["token"])
+        receiving = asyncio.create_task(line.receive())
+        try:
+            await line.wait_for(lambda: line.audio, 60, "the next call's greeting")
+        finally:
+            receiving.cancel()
