@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     bot_mode: Literal["local", "production"] = "local"
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")
+    # Dual-channel recording (caller and bot on separate channels), stored by Twilio.
+    twilio_record_calls: bool = False
+    # Twilio's REST API root (regional edges, an egress proxy).
+    twilio_api_base_url: str = "https://api.twilio.com"
     # Transcripts and request details are logged at debug only.
     bot_log_level: Literal["debug", "info", "warning", "error"] = "info"
 

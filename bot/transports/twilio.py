@@ -62,6 +62,21 @@ def stream_url(settings: Settings, request_host: str) -> str:
     return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/twilio/ws"
 
 
+async def start_recording(settings: Settings, call_sid: str) -> None:
+    """Ask Twilio to record the call on two channels (the caller and the bot apart)."""
+    from twilio.rest import Client
+
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+    client.api.base_url = settings.twilio_api_base_url
+    try:
+        await asyncio.to_thread(
+            lambda: client.calls(call_sid).recordings.create(recording_channels="dual")
+        )
+        logger.info("Twilio records this call (dual channel)")
+    except Exception as error:  # the call goes on unrecorded
+        logger.warning(f"call recording could not start ({error.__class__.__name__})")
+
+
 def twilio_router(calls: CallManager) -> APIRouter:
     settings = calls.settings
     token = settings.twilio_auth_token.get_secret_value()
@@ -150,8 +165,11 @@ def twilio_router(calls: CallManager) -> APIRouter:
             call_sid=details.get("callSid"),
             account_sid=account_sid if can_hang_up else None,
             auth_token=token if can_hang_up else None,
+            base_url=settings.twilio_api_base_url,
             params=TwilioFrameSerializer.InputParams(auto_hang_up=can_hang_up),
         )
+        if can_hang_up and settings.twilio_record_calls and details.get("callSid"):
+            await start_recording(settings, details["callSid"])
         transport = FastAPIWebsocketTransport(
             websocket,
             FastAPIWebsocketParams(

@@ -7,8 +7,11 @@ import asyncio
 import audioop  # μ-law is Twilio's wire format; Pipecat's serializer uses the same module
 import base64
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -17,7 +20,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.models import bundled_whisper_path
 from scripts.caller import read_wav
-from tests.support import FIXTURES, free_port, rms, server_process, transcribe
+from tests.support import ARTIFACTS, FIXTURES, free_port, rms, server_process, transcribe
 
 pytestmark = pytest.mark.e2e
 
@@ -237,3 +240,71 @@ async def test_garbage_and_oversized_frames_leave_the_server_serving(phone_bot):
             await line.wait_for(lambda: line.audio, 60, "the next call's greeting")
         finally:
             receiving.cancel()
+
+
+@pytest.fixture(scope="module")
+def emulated_twilio_rest():
+    """Twilio's REST API, which cannot be reached from here: a local stand-in that records what
+    the bot asks of it and answers as Twilio documents."""
+    requests: list[tuple[str, str, dict, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            requests.append(
+                (self.command, self.path, parse_qs(body), self.headers.get("Authorization", ""))
+            )
+            payload = json.dumps({"sid": "RE0001", "call_sid": "CA0001", "status": "in-progress"})
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+
+
+async def test_calls_are_recorded_on_two_channels_with_emulated_twilio_rest(
+    stack, emulated_twilio_rest
+):
+    rest_url, requests = emulated_twilio_rest
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "WHISPER_MODEL": bundled_whisper_path() or "tiny.en",
+        "WHISPER_DEVICE": "cpu",
+        "LLM_BASE_URL": f"{stack.llm_url}/v1",
+        "LLM_MODEL": "local",
+        "XTTS_BASE_URL": stack.tts_url,
+        "BOT_HOST": "127.0.0.1",
+        "BOT_PORT": str(port),
+        "PUBLIC_URL": url,
+        "TWILIO_ACCOUNT_SID": "AC0001",
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_RECORD_CALLS": "true",
+        "TWILIO_API_BASE_URL": rest_url,
+    }
+    with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="recording-bot"):
+        ws_url, parameters = stream_of(signed_webhook(url, CALL).text)
+        async with await _open(ws_url) as ws:
+            line = PhoneLine(ws)
+            await line.start(parameters["token"])
+            receiving = asyncio.create_task(line.receive())
+            try:
+                await line.wait_for(lambda: line.audio, 60, "the greeting")
+            finally:
+                receiving.cancel()
+    recordings = [r for r in requests if r[1].endswith("/Calls/CA0001/Recordings.json")]
+    assert recordings, requests
+    method, path, form, authorization = recordings[0]
+    assert (method, path) == ("POST", "/2010-04-01/Accounts/AC0001/Calls/CA0001/Recordings.json")
+    assert form["RecordingChannels"] == ["dual"]
+    assert authorization.startswith("Basic ")  # the account's credentials, never logged
+    assert AUTH_TOKEN not in (ARTIFACTS / "recording-bot.log").read_text()
