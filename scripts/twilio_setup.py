@@ -43,6 +43,7 @@ def main() -> int:
     from twilio.rest import Client
 
     client = Client(settings.twilio_account_sid, token)
+    client.api.base_url = settings.twilio_api_base_url
     numbers = client.incoming_phone_numbers.list(phone_number=args.number, limit=1)
     if not numbers:
         print(f"{args.number} is not a number of this Twilio account", file=sys.stderr)

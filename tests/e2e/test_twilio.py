@@ -7,6 +7,9 @@ import asyncio
 import audioop  # μ-law is Twilio's wire format; Pipecat's serializer uses the same module
 import base64
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -20,7 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.models import bundled_whisper_path
 from scripts.caller import read_wav
-from tests.support import ARTIFACTS, FIXTURES, free_port, rms, server_process, transcribe
+from tests.support import ARTIFACTS, FIXTURES, ROOT, free_port, rms, server_process, transcribe
 
 pytestmark = pytest.mark.e2e
 
@@ -254,12 +257,26 @@ def emulated_twilio_rest():
             requests.append(
                 (self.command, self.path, parse_qs(body), self.headers.get("Authorization", ""))
             )
-            payload = json.dumps({"sid": "RE0001", "call_sid": "CA0001", "status": "in-progress"})
-            self.send_response(201)
+            self._json(201, {"sid": "RE0001", "account_sid": "AC0001", "call_sid": "CA0001"})
+
+        def do_GET(self):
+            requests.append((self.command, self.path, {}, self.headers.get("Authorization", "")))
+            number = {
+                "sid": "PN0001",
+                "account_sid": "AC0001",
+                "phone_number": "+15550002222",
+                "voice_url": "",
+            }
+            listing = {"incoming_phone_numbers": [number], "next_page_uri": None}
+            self._json(200, listing)
+
+        def _json(self, status: int, payload: dict) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(payload.encode())
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
@@ -308,3 +325,52 @@ async def test_calls_are_recorded_on_two_channels_with_emulated_twilio_rest(
     assert form["RecordingChannels"] == ["dual"]
     assert authorization.startswith("Basic ")  # the account's credentials, never logged
     assert AUTH_TOKEN not in (ARTIFACTS / "recording-bot.log").read_text()
+
+
+def test_twilio_setup_points_the_number_at_the_webhook_with_emulated_twilio_rest(
+    emulated_twilio_rest,
+):
+    rest_url, requests = emulated_twilio_rest
+    env = {
+        **os.environ,
+        "TWILIO_ACCOUNT_SID": "AC0001",
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PUBLIC_URL": "https://kit.example.org",
+        "TWILIO_API_BASE_URL": rest_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "scripts/twilio_setup.py", "+15550002222"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "calls to +15550002222 now reach https://kit.example.org/twilio/voice"
+    )
+    update = [
+        r
+        for r in requests
+        if r[1] == "/2010-04-01/Accounts/AC0001/IncomingPhoneNumbers/PN0001.json"
+    ]
+    assert update and update[-1][2]["VoiceUrl"] == ["https://kit.example.org/twilio/voice"]
+    assert update[-1][2]["VoiceMethod"] == ["POST"]
+
+
+def test_twilio_setup_says_what_is_missing():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "PUBLIC_URL"))}
+    done = subprocess.run(
+        [sys.executable, "scripts/twilio_setup.py", "+15550002222"],
+        cwd=ROOT,
+        env={**env, "PUBLIC_URL": "http://insecure.example.org"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN (in .env or the environment)"
+    )
