@@ -206,9 +206,17 @@ def test_long_text_under_the_limit_is_split_and_fully_synthesized(http: httpx.Cl
     assert len(LONG_SENTENCE) > 250 and len(text) < 2000
     response = http.post("/tts_stream", json=speech(latents, text, add_wav_header=False))
     assert response.status_code == 200
+    # Nothing was dropped: as long as the two parts synthesized one by one (engines vary a
+    # little between runs, so within 15%).
+    parts = [
+        http.post("/tts_stream", json=speech(latents, part, add_wav_header=False)).content
+        for part in (SENTENCES, LONG_SENTENCE)
+    ]
+    assert len(response.content) == pytest.approx(sum(map(len, parts)), rel=0.15)
+    # And it is intelligible from start to end (Whisper may miss a word on a long passage).
     heard = set(transcribe(response.content, RATE).split())
-    # The first sentence, the middle, and the end of the over-long last sentence all made it.
-    assert {"museum", "children", "orchestra", "symphony"} <= heard, heard
+    markers = {"museum", "children", "orchestra", "symphony"}
+    assert len(markers & heard) >= 3, heard
 
 
 def test_clone_speaker_is_refused_by_engines_that_cannot_clone(server: Server, http: httpx.Client):
