@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -106,3 +107,12 @@ def transcribe(pcm: bytes, sample_rate: int) -> str:
 def rms(pcm: bytes) -> float:
     audio = to_float(pcm)
     return float(np.sqrt(np.mean(audio**2))) if audio.size else 0.0
+
+
+async def wait_until(predicate, within: float, what: str):
+    """Poll `predicate` every 50 ms until it is truthy; fail naming `what` after `within` s."""
+    deadline = time.monotonic() + within
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return result

@@ -23,7 +23,16 @@ from twilio.request_validator import RequestValidator
 
 from bot.models import bundled_whisper_path
 from scripts.caller import read_wav
-from tests.support import ARTIFACTS, FIXTURES, ROOT, free_port, rms, server_process, transcribe
+from tests.support import (
+    ARTIFACTS,
+    FIXTURES,
+    ROOT,
+    free_port,
+    rms,
+    server_process,
+    transcribe,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,11 +43,9 @@ FRAME = 160  # 20 ms of 8 kHz μ-law
 CALL = {"CallSid": "CA0001", "AccountSid": "AC0001", "From": "+15550001111", "To": "+15550002222"}
 
 
-@pytest.fixture(scope="module")
-def phone_bot(stack):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
+def phone_bot_env(stack, port: int, **extra: str) -> dict[str, str]:
+    """A bot on `port` using the stack's LLM and TTS, reached by Twilio at its own address."""
+    return {
         "WHISPER_MODEL": bundled_whisper_path() or "tiny.en",
         "WHISPER_DEVICE": "cpu",
         "LLM_BASE_URL": f"{stack.llm_url}/v1",
@@ -46,9 +53,17 @@ def phone_bot(stack):
         "XTTS_BASE_URL": stack.tts_url,
         "BOT_HOST": "127.0.0.1",
         "BOT_PORT": str(port),
-        "PUBLIC_URL": url,
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        **extra,
     }
+
+
+@pytest.fixture(scope="module")
+def phone_bot(stack):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = phone_bot_env(stack, port)
     with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="phone-bot"):
         yield url
 
@@ -137,11 +152,7 @@ class PhoneLine:
         return [e for e in self.events if e.get("event") == kind]
 
     async def wait_for(self, predicate, within: float, what: str):
-        deadline = time.monotonic() + within
-        while not (result := predicate()):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.05)
-        return result
+        return await wait_until(predicate, within, what)
 
 
 def test_a_signed_webhook_gets_twiml_with_a_stream_and_a_token(phone_bot):
@@ -294,20 +305,13 @@ async def test_calls_are_recorded_on_two_channels_with_emulated_twilio_rest(
     rest_url, requests = emulated_twilio_rest
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        "WHISPER_MODEL": bundled_whisper_path() or "tiny.en",
-        "WHISPER_DEVICE": "cpu",
-        "LLM_BASE_URL": f"{stack.llm_url}/v1",
-        "LLM_MODEL": "local",
-        "XTTS_BASE_URL": stack.tts_url,
-        "BOT_HOST": "127.0.0.1",
-        "BOT_PORT": str(port),
-        "PUBLIC_URL": url,
-        "TWILIO_ACCOUNT_SID": "AC0001",
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_RECORD_CALLS": "true",
-        "TWILIO_API_BASE_URL": rest_url,
-    }
+    env = phone_bot_env(
+        stack,
+        port,
+        TWILIO_ACCOUNT_SID="AC0001",
+        TWILIO_RECORD_CALLS="true",
+        TWILIO_API_BASE_URL=rest_url,
+    )
     with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="recording-bot"):
         ws_url, parameters = stream_of(signed_webhook(url, CALL).text)
         async with await _open(ws_url) as ws:

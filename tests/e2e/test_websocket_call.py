@@ -12,7 +12,7 @@ import websockets
 from pipecat.frames.protobufs import frames_pb2
 
 from scripts.caller import read_wav
-from tests.support import FIXTURES, rms, transcribe
+from tests.support import FIXTURES, rms, transcribe, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -64,11 +64,7 @@ class SocketCaller:
         return [m for m in self.messages if m.get("type") == kind]
 
     async def wait_for(self, predicate, within: float, what: str):
-        deadline = time.monotonic() + within
-        while not (result := predicate()):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.05)
-        return result
+        return await wait_until(predicate, within, what)
 
 
 def ws_url(stack) -> str:
