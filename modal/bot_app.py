@@ -38,8 +38,8 @@ WHISPER_MODEL = "large-v3-turbo"
 MINUTES = 60
 
 # CUDA and cuDNN from NVIDIA's runtime image (CTranslate2 loads them; the wheels do not carry
-# them), the same base as docker/bot.Dockerfile's CUDA build. Dependencies from uv.lock (the bot
-# extra, no torch), then Whisper baked in, then the code.
+# them), the same base as the bot image's CUDA build (docker/Dockerfile). Dependencies from
+# uv.lock (the bot extra, no torch), then Whisper baked in, then the code.
 image = (
     modal.Image.from_registry("nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04", add_python="3.11")
     .uv_sync(extras=["bot"], extra_options="--no-dev", uv_version="0.13.9")

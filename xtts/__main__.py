@@ -27,6 +27,8 @@ def main() -> int:
         level=settings.tts_log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.auto_choice:
+        logging.getLogger("xtts").info(settings.auto_choice)
     failed: list[BaseException] = []
 
     def stop(error: BaseException) -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xtts.engines.base import ENGINES
+from xtts.engines.xtts import xtts_installed
 
+# TTS_ENGINE=auto: XTTS v2 where its weights and coqui-tts are installed (an image built with
+# COQUI_TOS_AGREED=1), else the permissive offline engine.
+AUTO = "auto"
+AUTO_FALLBACK = "hibari"
 DEVICES = ("cpu", "cuda", "mps")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -37,11 +42,13 @@ class Settings(BaseSettings):
     tts_threads: int = Field(1, ge=1, le=256)
     tts_log_level: str = "info"
     xtts_model_dir: Path | None = None
+    # How TTS_ENGINE=auto chose, for the start-up log; empty when the engine was named.
+    _auto_choice: str = PrivateAttr("")
 
     @field_validator("tts_engine")
     @classmethod
     def _known_engine(cls, value: str) -> str:
-        return _one_of(value, list(ENGINES))
+        return _one_of(value, [AUTO, *ENGINES])
 
     @field_validator("tts_device")
     @classmethod
@@ -62,6 +69,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _engine_requirements(self) -> Settings:
+        if self.tts_engine == AUTO:
+            if xtts_installed(self.xtts_model_dir):
+                self.tts_engine = "xtts"
+                self._auto_choice = f"TTS_ENGINE=auto: XTTS v2 from {self.xtts_model_dir}"
+            else:
+                self.tts_engine = AUTO_FALLBACK
+                self._auto_choice = (
+                    f"TTS_ENGINE=auto: {AUTO_FALLBACK}, as XTTS v2 is not installed here "
+                    "(its weights in XTTS_MODEL_DIR, and coqui-tts)"
+                )
         # Checked here rather than at model load so a missing path fails before start-up.
         # Only for the chosen engine: a shared .env may name paths other engines use.
         for field in ENGINES[self.tts_engine].required_settings:
@@ -71,6 +88,10 @@ class Settings(BaseSettings):
             if isinstance(value, Path) and not value.is_dir():
                 raise ValueError(f"{field.upper()}: not a directory (got '{value}')")
         return self
+
+    @property
+    def auto_choice(self) -> str:
+        return self._auto_choice
 
 
 def describe_error(error: ValidationError) -> list[str]:

@@ -121,7 +121,3 @@ class CallPage:
         await self.until(
             "document.body.dataset.activity === 'listening'", "the bot to finish", timeout_s
         )
-
-
-def words(text: str) -> str:
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())

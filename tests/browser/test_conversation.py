@@ -15,8 +15,8 @@ import shutil
 import pytest
 
 from tests.browser.conftest import NO_UDP
-from tests.browser.pages import CallPage, words
-from tests.support import ARTIFACTS, ROOT
+from tests.browser.pages import CallPage
+from tests.support import ARTIFACTS, ROOT, words
 
 pytestmark = pytest.mark.browser
 

@@ -3,57 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import pytest
 
 from bot.latency import STAGES
 from scripts.caller import Caller, read_wav
-from tests.support import ARTIFACTS, FIXTURES, rms, transcribe
+from tests.support import (
+    ARTIFACTS,
+    CALLER_RATE,
+    FIXTURES,
+    ask,
+    assert_english_speech,
+    greeting_of,
+    rms,
+    transcribe,
+    words,
+)
 
 pytestmark = pytest.mark.e2e
 
 QUESTION = read_wav(FIXTURES / "questions" / "france.wav")
-RECEIVED_RATE = 48000  # what the caller records (Opus decodes at 48 kHz)
-
-
-def words(text: str) -> str:
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
-
-
-async def greeting_of(caller: Caller) -> bytes:
-    await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 90, "the greeting")
-    return caller.audio_between(0)
-
-
-async def ask(caller: Caller, pcm: bytes) -> tuple[str, bytes, dict]:
-    """Speak `pcm`; return what the bot heard, the audio of its answer, and the turn's latency."""
-    finals_before = len(caller.of_type("user-transcription"))
-    turns_before = len(caller.server_messages("latency"))
-    stops_before = len(caller.of_type("bot-stopped-speaking"))
-    spoken_at = time.monotonic()
-    caller.mic.say(pcm)
-
-    def heard() -> list[dict]:
-        new = caller.of_type("user-transcription")[finals_before:]
-        return [m for m in new if m["data"].get("final")]
-
-    transcript = (await caller.wait_for(heard, 60, "the question's transcript"))[-1]["data"]["text"]
-    latency = await caller.wait_for(
-        lambda: caller.server_messages("latency")[turns_before:], 60, "the turn's latency"
-    )
-    await caller.wait_for(
-        lambda: len(caller.of_type("bot-stopped-speaking")) > stops_before, 90, "the answer to end"
-    )
-    return transcript, caller.audio_between(spoken_at), latency[-1]
-
-
-def assert_english_speech(pcm: bytes) -> str:
-    heard = transcribe(pcm, RECEIVED_RATE)
-    assert len(heard.split()) >= 2, f"answer not intelligible: {heard!r}"
-    assert sum(w.isascii() and w.isalpha() for w in heard.split()) >= len(heard.split()) / 2, heard
-    return heard
 
 
 def assert_full_breakdown(turn: dict) -> None:
@@ -72,7 +42,7 @@ async def test_spoken_question_gets_a_spoken_answer(stack):
     try:
         greeting = await greeting_of(caller)
         assert rms(greeting) > 0.01, "greeting is silent"
-        assert "harper" in transcribe(greeting, RECEIVED_RATE)
+        assert "harper" in transcribe(greeting, CALLER_RATE)
 
         transcript, answer, turn = await ask(caller, QUESTION)
         assert "capital" in words(transcript) and "france" in words(transcript), transcript
@@ -125,7 +95,7 @@ async def test_speaking_over_the_bot_interrupts_it(stack):
         await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 10, "the bot to stop")
         greeting = caller.audio_between(started, caller.mic.speech_end())
         # The greeting is cut: well under its full length reached the caller before the answer.
-        full_greeting = transcribe(greeting, RECEIVED_RATE)
+        full_greeting = transcribe(greeting, CALLER_RATE)
         assert "learn about today" not in full_greeting, full_greeting
 
         transcript = await caller.wait_for(

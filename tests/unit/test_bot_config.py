@@ -103,3 +103,16 @@ def test_production_mode_refuses_phone_calls_without_a_twilio_token():
     assert (
         str(stopped.value) == "TWILIO_AUTH_TOKEN: required when BOT_MODE=production (phone calls)"
     )
+
+
+def test_secrets_are_read_from_files_and_an_empty_api_key_means_none(tmp_path):
+    # Compose mounts each secret as a file; an unset LLM_API_KEY arrives as an empty one.
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "llm_api_key").write_text("")
+    (secrets / "twilio_auth_token").write_text("token-from-a-file")
+    settings = Settings(_secrets_dir=secrets)
+    assert settings.llm_api_key == "EMPTY"
+    assert settings.twilio_auth_token.get_secret_value() == "token-from-a-file"
+    (secrets / "llm_api_key").write_text("key-from-a-file\n")
+    assert Settings(_secrets_dir=secrets).llm_api_key == "key-from-a-file"

@@ -31,6 +31,7 @@ EXAMPLE = ROOT / ".env.example"
 
 # What each profile runs, by role. A one-shot job runs to completion; the others stay up.
 PROFILES: dict[str, dict[str, str]] = {
+    "lite": {"llm": "llm-lite", "tts": "tts-lite", "bot": "bot-lite"},
     "cpu": {"llm": "ollama", "pull": "ollama-pull", "tts": "tts-cpu", "bot": "bot-cpu"},
     "nvidia": {"llm": "vllm", "tts": "tts-nvidia", "bot": "bot-nvidia"},
     "mac-native": {"tts": "tts-mac", "bot": "bot-mac"},
@@ -204,6 +205,7 @@ def _seconds(duration: str) -> int:
 
 
 def test_the_bot_waits_for_the_llm_model_and_the_tts_server():
+    assert set(depends_on(render("lite")["services"]["bot-lite"])) == {"llm-lite", "tts-lite"}
     assert set(depends_on(render("cpu")["services"]["bot-cpu"])) == {
         "ollama",
         "ollama-pull",
@@ -221,6 +223,10 @@ def test_healthchecks_probe_the_readiness_routes():
         for role, route in expected.items():
             assert route in " ".join(services[roles[role]]["healthcheck"]["test"]), profile
     assert render("cpu")["services"]["ollama"]["healthcheck"]["test"] == ["CMD", "ollama", "list"]
+    # llama.cpp's /health is 200 only once the model is loaded.
+    assert ":11434/health" in " ".join(
+        render("lite")["services"]["llm-lite"]["healthcheck"]["test"]
+    )
     assert ":11434/health" in " ".join(render("nvidia")["services"]["vllm"]["healthcheck"]["test"])
 
 
@@ -273,25 +279,30 @@ def test_the_page_is_published_on_the_bot_port(profile):
 
 
 def test_devices_per_profile():
-    cpu, nvidia, mac = (render(p)["services"] for p in PROFILES)
+    lite, cpu, nvidia, mac = (render(p)["services"] for p in PROFILES)
+    assert environment(lite["bot-lite"])["WHISPER_MODEL"] == "bundled"
+    assert environment(lite["tts-lite"])["TTS_ENGINE"] == "hibari"
+    assert environment(lite["llm-lite"])["LLM_GGUF"] == "bundled"
     assert environment(cpu["bot-cpu"])["WHISPER_DEVICE"] == "cpu"
     assert environment(cpu["tts-cpu"])["TTS_DEVICE"] == "cpu"
-    assert environment(cpu["tts-cpu"])["TTS_ENGINE"] == "xtts"
+    # XTTS v2 where the image carries it (COQUI_TOS_AGREED=1 at build), else hibari.
+    assert environment(cpu["tts-cpu"])["TTS_ENGINE"] == "auto"
     assert environment(nvidia["bot-nvidia"])["WHISPER_DEVICE"] == "cuda"
     assert environment(nvidia["bot-nvidia"])["WHISPER_COMPUTE_TYPE"] == "float16"
     assert environment(nvidia["bot-nvidia"])["WHISPER_MODEL"] == "large-v3-turbo"
     assert environment(nvidia["tts-nvidia"])["TTS_DEVICE"] == "cuda"
     assert environment(mac["bot-mac"])["WHISPER_DEVICE"] == "cpu"
-    # A faster CPU engine is one line of .env away.
-    env = {**dotenv(), "STACK_TTS_ENGINE": "hibari"}
-    assert environment(render("cpu", env)["services"]["tts-cpu"])["TTS_ENGINE"] == "hibari"
+    # Another engine is one line of .env away.
+    env = {**dotenv(), "STACK_TTS_ENGINE": "piper", "LITE_TTS_ENGINE": "piper"}
+    assert environment(render("cpu", env)["services"]["tts-cpu"])["TTS_ENGINE"] == "piper"
+    assert environment(render("lite", env)["services"]["tts-lite"])["TTS_ENGINE"] == "piper"
 
 
 # --- environment: what the code reads, and nothing else -----------------------------------------
 
 
 # Settings the bot reads from a secret file (/run/secrets/<name>), never from the environment.
-SECRET_SETTINGS = {"TWILIO_AUTH_TOKEN"}
+SECRET_SETTINGS = {"TWILIO_AUTH_TOKEN", "LLM_API_KEY"}
 
 
 def _variables(settings) -> set[str]:
@@ -304,7 +315,7 @@ def test_bot_and_tts_get_exactly_the_variables_their_code_reads(profile):
     roles = PROFILES[profile]
     assert set(environment(services[roles["bot"]])) == _variables(BotSettings)
     assert set(environment(services[roles["tts"]])) == _variables(TTSSettings)
-    assert [s.lower() for s in SECRET_SETTINGS] == services[roles["bot"]]["secrets"]
+    assert sorted(s.lower() for s in SECRET_SETTINGS) == sorted(services[roles["bot"]]["secrets"])
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -322,10 +333,18 @@ def test_the_rendered_environments_are_valid_settings(profile, monkeypatch, tmp_
     TTSSettings(_env_file=None)
 
 
+# Empty in .env.example: the Makefile picks them (the base image it can get, the host's CA bundle);
+# Compose alone falls back to the official Python image and no bundle.
+CHOSEN_BY_MAKE = {"BASE_IMAGE", "BUILD_CA_BUNDLE"}
+
+
 def test_every_interpolated_variable_is_in_env_example_with_the_same_default():
     documented = dotenv()
     for name, defaults in interpolated_variables().items():
         assert name in documented, f"{name} is used by compose.yaml but not in .env.example"
+        if name in CHOSEN_BY_MAKE:
+            assert documented[name] == "", name
+            continue
         assert defaults <= {documented[name]}, f"{name}: compose default {defaults}"
 
 
@@ -337,18 +356,57 @@ def test_containers_never_get_the_whole_env_file():
 def test_tokens_are_secrets_not_variables_or_build_arguments():
     project = raw()
     assert project["secrets"]["hf_token"] == {"environment": "HF_TOKEN"}
+    assert project["secrets"]["llm_api_key"] == {"environment": "LLM_API_KEY"}
     for name, service in project["services"].items():
         visible = json.dumps(
             [service.get("environment"), service.get("build"), service.get("command")]
         )
-        assert "HF_TOKEN}" not in visible and "TWILIO_AUTH_TOKEN" not in visible, name
+        for token in ("HF_TOKEN}", "TWILIO_AUTH_TOKEN", "LLM_API_KEY"):
+            assert token not in visible, (name, token)
         if name == "vllm":
-            assert service["secrets"] == ["hf_token"]
+            assert service["secrets"] == ["hf_token", "llm_api_key"]
             assert service["environment"]["HF_TOKEN_PATH"] == "/run/secrets/hf_token"
+            # vLLM reads its key from the secret file, in its entrypoint.
+            assert "/run/secrets/llm_api_key" in " ".join(service["entrypoint"])
         elif name.startswith("bot-"):
-            assert service["secrets"] == ["twilio_auth_token"], name
+            assert service["secrets"] == ["twilio_auth_token", "llm_api_key"], name
         else:
             assert "secrets" not in service, name
+
+
+# --- the kit's images ---------------------------------------------------------------------------
+
+
+def built_services() -> dict[str, dict]:
+    return {name: service for name, service in raw()["services"].items() if "build" in service}
+
+
+def test_every_built_image_takes_its_base_as_an_argument_and_the_ca_as_a_secret():
+    assert raw()["secrets"]["build_ca"] == {"file": "${BUILD_CA_BUNDLE:-../docker/no-build-ca.pem}"}
+    assert (ROOT / "docker" / "no-build-ca.pem").read_bytes() == b""
+    for name, service in built_services().items():
+        build = service["build"]
+        assert build["dockerfile"] == "docker/Dockerfile" and build["context"] == "..", name
+        assert build["secrets"] == ["build_ca"], name
+        assert build["target"] in {"bot", "tts", "llm"}, name
+        base = build["args"]["BASE_IMAGE"]
+        expected = "CUDA_BASE_IMAGE" if name == "bot-nvidia" else "BASE_IMAGE"
+        assert base.startswith(f"${{{expected}:-"), name
+
+
+def test_the_lite_profile_runs_only_the_kits_own_images():
+    for name, service in render("lite")["services"].items():
+        assert service["image"].startswith("offgrid-voice-kit/") and "build" in service, name
+        assert "models:/app/models:ro" in " ".join(service.get("volumes", [])) or name == "tts-lite"
+
+
+def test_ollama_and_vllm_images_are_pinned_and_vllm_matches_modal():
+    modal_version = re.search(
+        r'^VLLM_VERSION = "([\d.]+)"$', (ROOT / "modal" / "vllm_app.py").read_text(), re.M
+    )[1]
+    assert render("nvidia")["services"]["vllm"]["image"] == f"vllm/vllm-openai:v{modal_version}"
+    ollama = render("cpu")["services"]["ollama"]["image"]
+    assert re.fullmatch(r"ollama/ollama:\d+\.\d+\.\d+", ollama), ollama
 
 
 def test_an_empty_env_file_still_renders_with_the_defaults():
@@ -399,29 +457,50 @@ def docker_compose() -> Path:
     return binary
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-def test_docker_compose_renders_each_profile_as_this_renderer_does(profile, tmp_path):
-    env_file = tmp_path / ".env"
-    env_file.write_text(EXAMPLE.read_text())
+def compose_config(profile: str, cwd: Path, env_file: Path | None = None) -> dict:
+    """The project as Docker Compose itself renders `--profile profile` (no engine needed)."""
+    env_args = ["--env-file", str(env_file)] if env_file else []
     result = subprocess.run(
         [
             str(docker_compose()),
-            *("-f", str(COMPOSE), "--env-file", str(env_file), "--profile", profile),
-            *("config", "--format", "json"),
+            "-f",
+            str(COMPOSE),
+            *env_args,
+            "--profile",
+            profile,
+            "config",
+            "--format",
+            "json",
         ],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
     )
     assert result.returncode == 0, result.stderr
-    rendered = json.loads(result.stdout)["services"]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_docker_compose_renders_each_profile_as_this_renderer_does(profile, tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(EXAMPLE.read_text())
+    rendered = compose_config(profile, tmp_path, env_file)["services"]
     ours = render(profile)["services"]
     assert set(rendered) == set(ours)
     for name, service in ours.items():
         assert rendered[name].get("environment", {}) == environment(service), name
         assert set(rendered[name].get("depends_on", {})) == set(depends_on(service)), name
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_docker_compose_needs_no_env_file(profile, tmp_path):
+    """A fresh clone has no .env: Compose renders every profile from its own defaults, the same
+    as with .env.example."""
+    rendered = compose_config(profile, tmp_path)["services"]
+    for name, service in render(profile)["services"].items():
+        assert rendered[name].get("environment", {}) == environment(service), name
 
 
 def test_docker_compose_refuses_a_dependency_outside_the_profile(tmp_path):

@@ -23,10 +23,11 @@ def example() -> dict[str, str]:
 
 
 def launcher_variables() -> set[str]:
-    """Variables the scripts read straight from the environment."""
+    """Variables the scripts read from the environment (and .env, through their `setting`)."""
     found: set[str] = set()
     for script in (ROOT / "scripts").glob("*.py"):
-        found |= set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', script.read_text()))
+        text = script.read_text()
+        found |= set(re.findall(r'(?:os\.environ\.get|\bsetting)\("([A-Z_]+)"', text))
     return found
 
 

@@ -42,10 +42,50 @@ def test_settings_defaults():
     )
 
 
+def _xtts_weights(folder):
+    for name in ("config.json", "model.pth"):
+        (folder / name).write_text("{}")
+    return folder
+
+
+def _coqui_tts(installed: bool, monkeypatch) -> None:
+    """Whether coqui-tts (the `TTS` package) looks installed; it does not install here."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        if name == "TTS":
+            return object() if installed else None
+        return real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_auto_picks_xtts_where_its_weights_and_coqui_tts_are_installed(tmp_path, monkeypatch):
+    _coqui_tts(True, monkeypatch)
+    settings = _settings(tts_engine="auto", xtts_model_dir=_xtts_weights(tmp_path))
+    assert settings.tts_engine == "xtts"
+    assert settings.auto_choice == f"TTS_ENGINE=auto: XTTS v2 from {tmp_path}"
+
+
+@pytest.mark.parametrize(
+    ("weights", "coqui"), [(False, True), (True, False)], ids=["no weights", "no coqui-tts"]
+)
+def test_auto_falls_back_to_hibari_without_xtts(weights, coqui, tmp_path, monkeypatch):
+    _coqui_tts(coqui, monkeypatch)
+    folder = _xtts_weights(tmp_path) if weights else tmp_path
+    settings = _settings(tts_engine="auto", xtts_model_dir=folder)
+    assert settings.tts_engine == "hibari"
+    assert settings.auto_choice.startswith("TTS_ENGINE=auto: hibari, as XTTS v2 is not installed")
+    assert _settings(tts_engine="auto").tts_engine == "hibari"
+    assert _settings(tts_engine="piper").auto_choice == ""
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"tts_engine": "foo"}, "TTS_ENGINE: must be one of hibari, piper, xtts (got 'foo')"),
+        ({"tts_engine": "foo"}, "TTS_ENGINE: must be one of auto, hibari, piper, xtts (got 'foo')"),
         ({"tts_device": "gpu"}, "TTS_DEVICE: must be one of cpu, cuda, mps (got 'gpu')"),
         ({"tts_port": 0}, "TTS_PORT: input should be greater than or equal to 1 (got 0)"),
         ({"tts_max_text_chars": "many"}, "TTS_MAX_TEXT_CHARS: input should be a valid integer"),
@@ -74,7 +114,9 @@ def test_a_bad_variable_stops_start_up_with_one_line_and_exit_code_2(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "TTS_ENGINE: must be one of hibari, piper, xtts (got 'foo')"
+    assert (
+        result.stderr.strip() == "TTS_ENGINE: must be one of auto, hibari, piper, xtts (got 'foo')"
+    )
 
 
 @pytest.mark.parametrize(

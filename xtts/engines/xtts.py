@@ -6,6 +6,7 @@ carries are the voice itself, passed to the model as they come.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import tempfile
@@ -28,6 +29,13 @@ DEFAULT_VOICE = "Claribel Dervla"
 # Used when the model does not publish a per-language character limit (XTTS's English one).
 FALLBACK_SENTENCE_CHARS = 250
 REQUIRED_FILES = ("config.json", "model.pth")
+
+
+def xtts_installed(model_dir: Path | None) -> bool:
+    """Whether XTTS v2 can start: its weights in `model_dir` and coqui-tts importable."""
+    if model_dir is None or not all((model_dir / name).is_file() for name in REQUIRED_FILES):
+        return False
+    return importlib.util.find_spec("TTS") is not None
 
 
 class XttsEngine:

@@ -1,0 +1,197 @@
+"""A real Docker engine and the kit's Compose stack, started the way a user starts them.
+
+The engine: Docker's own when one answers; else, as root, Debian's `docker.io` is installed when
+`dockerd` is missing and a `dockerd` is started for the session (and stopped after it: only what
+the suite started is stopped). Without root and without an engine the suite is skipped, saying so.
+
+The stack: `make up-lite` under its own Compose project name and a free port, with the host's CA
+bundle (plus a marker line) as the build secret, and `make down` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser.conftest import open_page, playwright  # noqa: F401  (the browser test's)
+from tests.support import ARTIFACTS, ROOT, free_port, stop_process
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+PROJECT = "offgrid-voice-kit-test"
+KIT_IMAGES = ("bot:lite", "tts:lite", "llm:lite")
+
+
+def engine_answers() -> bool:
+    try:
+        result = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _dockerd() -> str | None:
+    return shutil.which("dockerd", path=f"/usr/sbin:/usr/bin:{os.environ.get('PATH', '')}")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[None]:
+    if engine_answers():
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no Docker engine answers, and installing or starting one needs root")
+    if _dockerd() is None:
+        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=apt, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "docker.io"],
+            check=True,
+            env=apt,
+            timeout=900,
+            stdout=subprocess.DEVNULL,
+        )
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "dockerd.log").open("w")
+    daemon = subprocess.Popen(
+        [_dockerd() or "dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not engine_answers():
+            assert daemon.poll() is None, (ARTIFACTS / "dockerd.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "dockerd did not answer within 90 s"
+            time.sleep(0.5)
+        yield
+    finally:
+        stop_process(daemon, timeout=60)
+        log.close()
+
+
+def docker(*args: str, timeout: float = 120) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine) -> str:
+    """The base the kit's images build on here (the official image, else one from Debian)."""
+    result = subprocess.run(
+        ["python3", "scripts/base_image.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def build_ca(tmp_path_factory) -> tuple[Path, bytes]:
+    """The host's CA bundle with a unique marker line (PEM readers skip text between
+    certificates): the bundle the images are built with, and bytes no layer may contain."""
+    marker = f"# offgrid-voice-kit build secret {secrets.token_hex(16)}".encode()
+    bundle = tmp_path_factory.mktemp("ca") / "build-ca.pem"
+    host = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
+    bundle.write_bytes(host + b"\n" + marker + b"\n")
+    return bundle, marker
+
+
+@dataclass
+class LiteStack:
+    url: str
+    env: dict[str, str]
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def container(self, service: str) -> str:
+        ids = docker(
+            "ps",
+            "--quiet",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ).split()
+        assert len(ids) == 1, f"{service}: {ids}"
+        return ids[0]
+
+    def inspect(self, container: str) -> dict:
+        return json.loads(docker("inspect", container))[0]
+
+    def containers(self, *, all_states: bool = False) -> list[str]:
+        flags = ["--all"] if all_states else []
+        return docker(
+            "ps", *flags, "--quiet", "--filter", f"label=com.docker.compose.project={PROJECT}"
+        ).split()
+
+
+def make(target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`make <target>` as a user types it, its output kept in test-artifacts/."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"make-{target}.log").write_text(result.stdout + result.stderr)
+    return result
+
+
+@pytest.fixture(scope="session")
+def lite_stack(docker_engine, base_image, build_ca) -> Iterator[LiteStack]:
+    bundle, _ = build_ca
+    port = free_port()
+    known_secrets = {
+        "LLM_API_KEY": f"llm-key-{secrets.token_hex(8)}",
+        "TWILIO_AUTH_TOKEN": f"twilio-token-{secrets.token_hex(8)}",
+    }
+    env = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": PROJECT,
+        "BOT_PORT": str(port),
+        "BUILD_CA_BUNDLE": str(bundle),
+        **known_secrets,
+    }
+    # The outer `make test` must not leak its own flags into the inner make.
+    for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):
+        env.pop(name, None)
+    started = make("up-lite", env, timeout=1800)
+    try:
+        assert started.returncode == 0, started.stdout[-4000:] + started.stderr[-4000:]
+        stack = LiteStack(f"http://127.0.0.1:{port}", env, known_secrets)
+        assert httpx.get(f"{stack.url}/ready", timeout=10).status_code == 200
+        yield stack
+    finally:
+        # Each container's log, by service, for a failure's post-mortem.
+        listing = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "--all",
+                "--filter",
+                f"label=com.docker.compose.project={PROJECT}",
+                "--format",
+                '{{.ID}} {{.Label "com.docker.compose.service"}}',
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout
+        for line in listing.splitlines():
+            container, service = line.split()
+            with (ARTIFACTS / f"docker-{service}.log").open("w") as out:
+                subprocess.run(["docker", "logs", container], stdout=out, stderr=subprocess.STDOUT)
+        make("down", env, timeout=300)

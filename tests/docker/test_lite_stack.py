@@ -1,0 +1,175 @@
+"""`make up-lite` for real: calls through the published port only, a TTS process killed
+mid-call and restarted by Docker, nothing secret in `docker inspect`, and `make down`."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import re
+import signal
+import time
+
+import httpx
+import pytest
+
+from scripts.caller import Caller, read_wav
+from tests.browser.conftest import NO_UDP
+from tests.browser.pages import CallPage
+from tests.docker.conftest import PROJECT, docker, make
+from tests.support import (
+    FIXTURES,
+    SocketCaller,
+    ask,
+    assert_english_speech,
+    greeting_of,
+    rms,
+    transcribe,
+    words,
+)
+
+pytestmark = pytest.mark.docker
+
+FRANCE = read_wav(FIXTURES / "questions" / "france.wav")
+SKY = read_wav(FIXTURES / "questions" / "sky.wav")
+GREETING_SECS = 8  # silence on the page's microphone while the greeting plays
+
+
+def test_the_stack_is_ready_through_the_published_port(lite_stack):
+    ready = httpx.get(f"{lite_stack.url}/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["stt"] == "tiny.en (bundled)"
+    page = httpx.get(lite_stack.url, timeout=10)
+    assert page.status_code == 200 and "Miss Harper" in page.text
+    # Only the bot's TCP port is published, on no host network.
+    for service in ("bot-lite", "tts-lite", "llm-lite"):
+        host = lite_stack.inspect(lite_stack.container(service))["HostConfig"]
+        assert host["NetworkMode"] != "host", service
+        published = {port for port, binds in (host["PortBindings"] or {}).items() if binds}
+        assert published == ({"7860/tcp"} if service == "bot-lite" else set()), service
+
+
+async def test_a_webrtc_call_crosses_the_docker_bridge(lite_stack):
+    caller = Caller(lite_stack.url)
+    await caller.connect()
+    try:
+        greeting = await greeting_of(caller)
+        assert "harper" in transcribe(greeting, 48000)
+        transcript, answer, turn = await ask(caller, FRANCE)
+        assert "france" in words(transcript), transcript
+        assert_english_speech(answer)
+        assert turn["stages_ms"]["stt"] > 0 and turn["stages_ms"]["llm"] > 0
+        # The bot offered only its addresses on the Compose network: media crossed the bridge
+        # (no host networking, no published UDP port, no TURN server).
+        offered = re.findall(
+            r"^a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host",
+            caller.pc.remoteDescription.sdp,
+            re.M,
+        )
+        network = json.loads(docker("network", "inspect", f"{PROJECT}_kit"))[0]
+        subnet = ipaddress.ip_network(network["IPAM"]["Config"][0]["Subnet"])
+        assert offered and all(ipaddress.ip_address(ip) in subnet for ip in offered), offered
+    finally:
+        await caller.close()
+
+
+async def test_a_websocket_call_through_the_published_port(lite_stack):
+    url = lite_stack.url.replace("http://", "ws://") + "/ws"
+    async with SocketCaller.call(url, {"language": "en"}) as caller:
+        assert "harper" in transcribe(await caller.greeting(), caller.rate)
+        transcript, answer = await caller.ask(FRANCE)
+        assert "france" in words(transcript), transcript
+        assert_english_speech(answer, caller.rate)
+
+
+async def test_a_killed_tts_server_is_restarted_and_the_call_recovers(lite_stack):
+    """The TTS server's process is killed (not `docker stop`, which Docker treats as wanted) the
+    moment the question ends: the bot reaches for it while it is down, says so to the page, and
+    the call works again once the restart policy has brought it back."""
+    if os.geteuid() != 0:
+        pytest.skip("killing a container's process from the host needs root")
+    tts = lite_stack.container("tts-lite")
+    restarts = lite_stack.inspect(tts)["RestartCount"]
+    caller = Caller(lite_stack.url)
+    await caller.connect()
+    try:
+        await greeting_of(caller)
+        caller.mic.say(SKY)
+        await asyncio.sleep(max(0.0, caller.mic.speech_end() - time.monotonic()))
+        os.kill(lite_stack.inspect(tts)["State"]["Pid"], signal.SIGKILL)
+
+        errors = await caller.wait_for(lambda: caller.server_messages("error"), 60, "the error")
+        assert errors[0]["service"] == "tts"
+        assert "TTS server" in errors[0]["message"], errors[0]
+        back = await caller.wait_for(lambda: caller.server_messages("recovered"), 60, "recovery")
+        assert back[0]["service"] == "tts"
+        state = lite_stack.inspect(tts)
+        assert state["RestartCount"] == restarts + 1, "Docker's restart policy restarted it"
+        assert state["State"]["Running"]
+
+        await caller.wait_for(lambda: not caller.bot_speaking(), 60, "quiet")
+        _, answer, turn = await ask(caller, FRANCE)
+        assert rms(answer) > 0.01, "no answer after the TTS server came back"
+        assert turn["stages_ms"]["tts"] > 0
+    finally:
+        await caller.close()
+
+
+def test_no_secret_in_docker_inspect(lite_stack):
+    """LLM_API_KEY and TWILIO_AUTH_TOKEN reach the bot as secret files, never as variables or
+    labels: `docker inspect` of every container and image shows neither."""
+    inspected = docker("inspect", *lite_stack.containers())
+    inspected += docker(
+        "image",
+        "inspect",
+        *(f"offgrid-voice-kit/{tag}" for tag in ("bot:lite", "tts:lite", "llm:lite")),
+    )
+    for name, value in lite_stack.secrets.items():
+        assert value not in inspected, f"{name} is visible in docker inspect"
+    bot = lite_stack.container("bot-lite")
+    for name, value in lite_stack.secrets.items():
+        secret_file = f"/run/secrets/{name.lower()}"
+        assert docker("exec", bot, "cat", secret_file) == value, secret_file
+
+
+def test_every_container_runs_as_a_non_root_user(lite_stack):
+    for container in lite_stack.containers():
+        assert docker("exec", container, "id", "-u").strip() == "10001"
+
+
+@pytest.mark.browser
+async def test_the_host_browser_talks_to_the_container_over_webrtc(lite_stack, open_page):
+    """Chromium on the host, the page from the container, WebRTC across the bridge: the
+    greeting is heard in the page and a spoken question is answered."""
+    page = await open_page(lite_stack.url, speech=[GREETING_SECS, "france", 2])
+    call = CallPage(page)
+    await call.connect("webrtc")
+    await call.connected("webrtc")
+    await call.greeting_heard()
+    await call.user_lines_at_least(1)
+    assert "france" in words((await call.lines("user"))[0])
+    await call.bot_lines_at_least(2)
+    assert not await call.alert(), await call.alert()
+
+
+@pytest.mark.browser
+async def test_the_page_falls_back_to_the_websocket_where_udp_cannot_pass(lite_stack, open_page):
+    """As behind Docker Desktop's VM: no UDP path, so Auto moves the call to /ws on the
+    published TCP port."""
+    page = await open_page(lite_stack.url, speech=[GREETING_SECS], args=[NO_UDP])
+    call = CallPage(page)
+    await call.connect("auto")
+    await call.connected("websocket", timeout_s=60)
+    await call.greeting_heard()
+
+
+def test_make_down_leaves_no_container(lite_stack):
+    """Last in this module: `make down` stops the stack it started and leaves nothing behind."""
+    assert lite_stack.containers(all_states=True)
+    result = make("down", lite_stack.env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert lite_stack.containers(all_states=True) == []
+    assert not [
+        n for n in docker("network", "ls", "--format", "{{.Name}}").split() if n.startswith(PROJECT)
+    ]
