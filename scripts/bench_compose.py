@@ -150,6 +150,9 @@ def main() -> int:
 
     rows.append(("`make up-lite` to ready (images built)", f"{make('up-lite'):.1f} s"))
     make("down")
+    # The replaced images, untagged now; only the kit's go.
+    label = "label=org.opencontainers.image.title=offgrid-voice-kit"
+    subprocess.run(["docker", "image", "prune", "--force", "--filter", label], capture_output=True)
 
     print("| what | measured |\n|---|---|")
     for what, figure in rows:

@@ -28,7 +28,8 @@ from tests.support import ARTIFACTS, ROOT, free_port, stop_process
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PROJECT = "offgrid-voice-kit-test"
-KIT_IMAGES = ("bot:lite", "tts:lite", "llm:lite")
+# The label docker/Dockerfile puts on every image it builds.
+KIT_LABEL = "org.opencontainers.image.title=offgrid-voice-kit"
 
 
 def engine_answers() -> bool:
@@ -43,11 +44,8 @@ def _dockerd() -> str | None:
     return shutil.which("dockerd", path=f"/usr/sbin:/usr/bin:{os.environ.get('PATH', '')}")
 
 
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[None]:
-    if engine_answers():
-        yield
-        return
+def start_engine() -> subprocess.Popen:
+    """Debian's docker.io, installed when dockerd is missing, and a dockerd for this session."""
     if os.geteuid() != 0:
         pytest.skip("no Docker engine answers, and installing or starting one needs root")
     if _dockerd() is None:
@@ -61,20 +59,33 @@ def docker_engine() -> Iterator[None]:
             stdout=subprocess.DEVNULL,
         )
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "dockerd.log").open("w")
-    daemon = subprocess.Popen(
-        [_dockerd() or "dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    log_path = ARTIFACTS / "dockerd.log"
+    with log_path.open("w") as log:
+        daemon = subprocess.Popen(
+            [_dockerd() or "dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 90
+    while not engine_answers():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            stop_process(daemon)
+            pytest.fail(f"dockerd did not answer within 90 s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+    return daemon
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[None]:
+    daemon = None if engine_answers() else start_engine()
     try:
-        deadline = time.monotonic() + 90
-        while not engine_answers():
-            assert daemon.poll() is None, (ARTIFACTS / "dockerd.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "dockerd did not answer within 90 s"
-            time.sleep(0.5)
         yield
     finally:
-        stop_process(daemon, timeout=60)
-        log.close()
+        # The suite's rebuilds leave untagged kit images behind; only those go.
+        subprocess.run(
+            ["docker", "image", "prune", "--force", "--filter", f"label={KIT_LABEL}"],
+            capture_output=True,
+        )
+        if daemon is not None:
+            stop_process(daemon, timeout=60)
 
 
 def docker(*args: str, timeout: float = 120) -> str:
