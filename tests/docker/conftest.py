@@ -121,30 +121,36 @@ def build_ca(tmp_path_factory) -> tuple[Path, bytes]:
 
 @dataclass
 class LiteStack:
+    """The running stack: its published URL, the environment `make` ran with, the secrets it got."""
+
     url: str
     env: dict[str, str]
     secrets: dict[str, str] = field(default_factory=dict)
 
+    def _ps(self, *args: str, service: str = "") -> str:
+        labels = [f"com.docker.compose.project={PROJECT}"]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        return docker("ps", *(f"--filter=label={label}" for label in labels), *args)
+
     def container(self, service: str) -> str:
-        ids = docker(
-            "ps",
-            "--quiet",
-            "--filter",
-            f"label=com.docker.compose.project={PROJECT}",
-            "--filter",
-            f"label=com.docker.compose.service={service}",
-        ).split()
+        ids = self._ps("--quiet", service=service).split()
         assert len(ids) == 1, f"{service}: {ids}"
         return ids[0]
+
+    def containers(self, *, all_states: bool = False) -> list[str]:
+        return self._ps("--quiet", *(["--all"] if all_states else [])).split()
 
     def inspect(self, container: str) -> dict:
         return json.loads(docker("inspect", container))[0]
 
-    def containers(self, *, all_states: bool = False) -> list[str]:
-        flags = ["--all"] if all_states else []
-        return docker(
-            "ps", *flags, "--quiet", "--filter", f"label=com.docker.compose.project={PROJECT}"
-        ).split()
+    def save_logs(self) -> None:
+        """Each container's log, by service, in test-artifacts/ (for a failure's post-mortem)."""
+        listing = self._ps("--all", "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}')
+        for line in listing.splitlines():
+            container, service = line.split()
+            with (ARTIFACTS / f"docker-{service}.log").open("w") as out:
+                subprocess.run(["docker", "logs", container], stdout=out, stderr=subprocess.STDOUT)
 
 
 def make(target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -180,29 +186,12 @@ def lite_stack(docker_engine, base_image, build_ca) -> Iterator[LiteStack]:
     # The outer `make test` must not leak its own flags into the inner make.
     for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):
         env.pop(name, None)
+    stack = LiteStack(f"http://127.0.0.1:{port}", env, known_secrets)
     started = make("up-lite", env, timeout=1800)
     try:
         assert started.returncode == 0, started.stdout[-4000:] + started.stderr[-4000:]
-        stack = LiteStack(f"http://127.0.0.1:{port}", env, known_secrets)
         assert httpx.get(f"{stack.url}/ready", timeout=10).status_code == 200
         yield stack
     finally:
-        # Each container's log, by service, for a failure's post-mortem.
-        listing = subprocess.run(
-            [
-                "docker",
-                "ps",
-                "--all",
-                "--filter",
-                f"label=com.docker.compose.project={PROJECT}",
-                "--format",
-                '{{.ID}} {{.Label "com.docker.compose.service"}}',
-            ],
-            capture_output=True,
-            text=True,
-        ).stdout
-        for line in listing.splitlines():
-            container, service = line.split()
-            with (ARTIFACTS / f"docker-{service}.log").open("w") as out:
-                subprocess.run(["docker", "logs", container], stdout=out, stderr=subprocess.STDOUT)
+        stack.save_logs()
         make("down", env, timeout=300)

@@ -167,6 +167,7 @@ async def test_the_page_falls_back_to_the_websocket_where_udp_cannot_pass(lite_s
 def test_make_down_leaves_no_container(lite_stack):
     """Last in this module: `make down` stops the stack it started and leaves nothing behind."""
     assert lite_stack.containers(all_states=True)
+    lite_stack.save_logs()
     result = make("down", lite_stack.env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert lite_stack.containers(all_states=True) == []
