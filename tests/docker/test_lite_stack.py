@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -15,11 +16,13 @@ import httpx
 import pytest
 
 from scripts.caller import Caller, read_wav
+from scripts.llm_server import bundled_gguf
 from tests.browser.conftest import NO_UDP
 from tests.browser.pages import CallPage
 from tests.docker.conftest import PROJECT, docker, make
 from tests.support import (
     FIXTURES,
+    ROOT,
     SocketCaller,
     ask,
     assert_english_speech,
@@ -162,6 +165,29 @@ async def test_the_page_falls_back_to_the_websocket_where_udp_cannot_pass(lite_s
     await call.connect("auto")
     await call.connected("websocket", timeout_s=60)
     await call.greeting_heard()
+
+
+def test_the_lite_llm_serves_a_gguf_from_the_models_folder(lite_stack):
+    """LITE_LLM_GGUF names a file under models/ (mounted read-only): `make up-lite` recreates the
+    LLM server with it. Last but one: the stack keeps that model until `make down`."""
+    gguf = ROOT / "models" / "kit-test-copy.gguf"
+    gguf.parent.mkdir(exist_ok=True)
+    shutil.copyfile(bundled_gguf(), gguf)
+    try:
+        env = {**lite_stack.env, "LITE_LLM_GGUF": "models/kit-test-copy.gguf"}
+        result = make("up-lite", env, timeout=600)
+        assert result.returncode == 0, result.stderr[-4000:]
+        served = docker(
+            "exec",
+            lite_stack.container("llm-lite"),
+            "python",
+            "-c",
+            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:11434/v1/models').read().decode())",
+        )
+        assert [m["id"] for m in json.loads(served)["data"]] == ["kit-test-copy"]
+        assert httpx.get(f"{lite_stack.url}/ready", timeout=10).status_code == 200
+    finally:
+        gguf.unlink()
 
 
 def test_make_down_leaves_no_container(lite_stack):
