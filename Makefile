@@ -7,7 +7,7 @@ INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip in
 EXTRAS := --extra bot --extra tts --extra piper --extra llm
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium run test test-fast lint format bench
+.PHONY: help install chromium espeak-ng run test test-fast lint format bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -19,14 +19,20 @@ install: ## Install the kit into .venv from uv.lock (installs uv when missing)
 run: install ## Start LLM, TTS server and bot natively; prints the page's URL
 	@$(UV) run --frozen $(EXTRAS) python scripts/run.py
 
+# Debian packages, installed when their command is missing: $(call apt,command,package,why).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+apt = @command -v $(1) >/dev/null 2>&1 || { echo "installing $(2) from the OS packages ($(3))"; \
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(2) >/dev/null; }
+
 # Browser tests drive the OS's Chromium; Playwright's own browser download is never used.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing Chromium from the OS packages (browser tests)"; \
-		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
-		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
+	$(call apt,chromium,chromium,browser tests)
 
-test: install chromium ## Install what the tests need and run the whole suite
+# One of the voices the benchmark's questions are spoken in.
+espeak-ng:
+	$(call apt,espeak-ng,espeak-ng,the benchmark's questions)
+
+test: install chromium espeak-ng ## Install what the tests need and run the whole suite
 	@$(UV) run --frozen $(EXTRAS) pytest
 
 test-fast: install ## Unit tests only
@@ -40,8 +46,10 @@ format: install ## Apply ruff's fixes and formatting
 	@$(UV) run --frozen $(EXTRAS) ruff check --fix .
 	@$(UV) run --frozen $(EXTRAS) ruff format .
 
-bench: install ## Latency benchmark against the running stack (make run first)
-	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py
+# BENCH_URL: any running bot (make run's, Compose's, a Modal URL); COMPARE=seed: the seed's
+# configuration too, on the same questions, interleaved.
+bench: install espeak-ng ## Latency benchmark over WebRTC against a running bot [BENCH_URL=… COMPARE=seed]
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(COMPARE),--compare $(COMPARE))
 
 # --- Docker Compose (compose/compose.yaml): one profile per target --------------------------------
 # Docker's own Compose plugin where it is installed, else the Compose v2 binary that uv.lock puts

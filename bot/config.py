@@ -77,7 +77,11 @@ class Settings(BaseSettings):
     llm_api_key: str = Field(
         "EMPTY", description="Bearer token for vLLM --api-key; 'EMPTY' for none"
     )
-    llm_max_tokens: int = Field(150, ge=1, le=4096)
+    llm_max_tokens: int = Field(120, ge=1, le=4096)
+    # Sampling, sent to every server (Ollama, vLLM and llama.cpp all read these OpenAI fields).
+    llm_temperature: float = Field(0.5, ge=0, le=2)
+    llm_frequency_penalty: float = Field(0.5, ge=-2, le=2)
+    llm_presence_penalty: float = Field(0.3, ge=-2, le=2)
 
     # Text to speech (the kit's XTTS-contract server)
     xtts_base_url: str = "http://127.0.0.1:8001"
@@ -90,6 +94,9 @@ class Settings(BaseSettings):
     bot_prompt_file: Path = PROMPTS_DIR / "miss_harper.md"
     bot_greeting: str = "Hello! I'm Miss Harper. What would you like to learn about today?"
     bot_max_prompt_chars: int = Field(4000, ge=1, description="longest persona a caller may send")
+    # Spoken answers: at most this many words and sentences; a repeating answer is cut earlier.
+    bot_max_answer_words: int = Field(60, ge=5, le=1000)
+    bot_max_answer_sentences: int = Field(3, ge=1, le=50)
     # STUN/TURN for WebRTC, as JSON: [{"urls": "turn:host:3478", "username": "u", "credential": "p"}].
     # Not needed on localhost; behind NAT or in containers, a TURN server (or the WebSocket).
     bot_ice_servers: list[IceServer] = Field(default_factory=list)
@@ -113,11 +120,20 @@ class Settings(BaseSettings):
     vad_start_secs: float = Field(0.2, ge=0, le=2)
     vad_stop_secs: float = Field(0.2, ge=0, le=3)
     vad_min_volume: float = Field(0.6, ge=0, le=1)
-    turn_detection: Literal["smart-turn", "silence"] = Field(
-        "smart-turn", description="Smart Turn v3 model, or silence alone (TURN_SILENCE_SECS)"
+    turn_detection: Literal["hybrid", "smart-turn", "silence"] = Field(
+        "hybrid",
+        description="hybrid: Smart Turn v3 and the transcript, answered speculatively "
+        "(bot/turns.py); smart-turn: the model alone, as Pipecat has it; silence: "
+        "TURN_SILENCE_SECS of silence",
     )
     turn_stop_secs: float = Field(
-        1.5, gt=0, le=10, description="Smart Turn: longest wait on an 'incomplete' turn"
+        1.5, gt=0, le=10, description="longest wait on a turn that sounds unfinished"
+    )
+    turn_early_secs: float = Field(
+        0.06,
+        gt=0,
+        le=2,
+        description="hybrid: a pause this long starts transcription and the turn's verdict",
     )
     turn_silence_secs: float = Field(0.6, gt=0, le=10, description="silence mode: turn ends after")
     rnnoise: bool = Field(True, description="RNNoise on the input, where its wheel exists")

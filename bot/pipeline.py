@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from loguru import logger
-from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import ErrorFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import (
@@ -27,11 +26,6 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.transports.base_transport import BaseTransport, TransportParams
-from pipecat.turns.user_stop import (
-    SpeechTimeoutUserTurnStopStrategy,
-    TurnAnalyzerUserTurnStopStrategy,
-)
-from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from bot.config import Settings
@@ -40,6 +34,8 @@ from bot.latency import CallLatency, TurnLatency
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.services import make_llm, make_stt, make_tts, prime_llm
+from bot.tuning import tuning
+from bot.turns import PauseAwareVAD, turn_strategies
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
 AUDIO_IN_RATE = 16000
@@ -67,20 +63,6 @@ def transport_params(settings: Settings, **extra) -> TransportParams:
     return TransportParams(**audio_params(settings), **extra)
 
 
-def _turn_strategies(settings: Settings) -> UserTurnStrategies:
-    if settings.turn_detection == "silence":
-        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=settings.turn_silence_secs)
-    else:
-        from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
-        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
-
-        analyzer = LocalSmartTurnAnalyzerV3(
-            params=SmartTurnParams(stop_secs=settings.turn_stop_secs)
-        )
-        stop = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
-    return UserTurnStrategies(stop=[stop])
-
-
 @dataclass
 class CallReport:
     """What a call leaves behind: its latency figures and the failures it reported."""
@@ -102,23 +84,24 @@ async def run_call(
     """Run one call until the client leaves. Never raises for a failing dependency."""
     report = CallReport(call_id)
 
-    stt = make_stt(options, speech)
+    tune = tuning(settings, options.profile)
+    stt = make_stt(options, speech, tune)
     llm = make_llm(settings)
-    tts = make_tts(settings, options, session)
+    tts = make_tts(settings, options, session, tune)
 
     context = LLMContext([{"role": "system", "content": options.prompt}])
-    vad = SileroVADAnalyzer(
+    vad = PauseAwareVAD(
         params=VADParams(
             confidence=settings.vad_confidence,
             start_secs=settings.vad_start_secs,
-            stop_secs=settings.vad_stop_secs,
+            stop_secs=tune.vad_stop_secs,
             min_volume=settings.vad_min_volume,
         )
     )
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad, user_turn_strategies=_turn_strategies(settings)
+            vad_analyzer=vad, user_turn_strategies=turn_strategies(tune, vad, speech.turn_model)
         ),
     )
 
@@ -193,7 +176,17 @@ async def run_call(
     async def on_client_connected(_transport, _client) -> None:
         logger.info(f"[{call_id}] client connected")
         await worker.queue_frame(TTSSpeakFrame(settings.bot_greeting))
-        background.add(asyncio.create_task(prime_llm(session, settings, options.prompt)))
+        messages = [
+            {"role": "system", "content": options.prompt},
+            {"role": "assistant", "content": settings.bot_greeting},
+        ]
+        background.add(asyncio.create_task(prime_llm(session, settings, messages)))
+
+    @assistant_aggregator.event_handler("on_assistant_turn_stopped")
+    async def on_assistant_turn_stopped(_aggregator, _message) -> None:
+        priming = asyncio.create_task(prime_llm(session, settings, list(context.get_messages())))
+        background.add(priming)
+        priming.add_done_callback(background.discard)
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport, _client) -> None:

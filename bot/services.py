@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import aiohttp
 from loguru import logger
-from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTServiceMLX
+from pipecat.services.xtts.tts import XTTSService
 from pipecat.transcriptions.language import Language
 
+from bot.answers import AnswerGuard
 from bot.config import Settings
+from bot.llm import KitLLMService
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.stt import SharedWhisperSTTService
 from bot.tts import KitTTSService
+from bot.tuning import Tuning
 
 _PRIME_TIMEOUT = aiohttp.ClientTimeout(total=120)  # a cold Ollama model load takes a while
 
@@ -22,7 +26,7 @@ def _whisper_language(code: str) -> Language:
     return Language.ZH if code == "zh-cn" else Language(code)
 
 
-def make_stt(options: CallOptions, speech: SpeechModel) -> STTService:
+def make_stt(options: CallOptions, speech: SpeechModel, tuning: Tuning) -> STTService:
     """Whisper for one call, on the process's already loaded model."""
     language = _whisper_language(options.language)
     if speech.decoder is None:
@@ -30,7 +34,7 @@ def make_stt(options: CallOptions, speech: SpeechModel) -> STTService:
             settings=WhisperSTTServiceMLX.Settings(model=speech.name, language=language)
         )
     return SharedWhisperSTTService(
-        decoder=speech.decoder,
+        decoder=speech.decoder.windowed(tuning.trim_window),
         settings=WhisperSTTService.Settings(model=speech.name, language=language),
         # Pipecat budgets turn detection with this (and assumes a full second when not given);
         # trimmed-window tiny.en takes 0.1 to 0.3 s on a 2-core CPU, larger models more.
@@ -38,31 +42,37 @@ def make_stt(options: CallOptions, speech: SpeechModel) -> STTService:
     )
 
 
-def make_llm(settings: Settings) -> OpenAILLMService:
+def make_llm(settings: Settings) -> KitLLMService:
     """Any OpenAI-compatible server: Ollama, vLLM, or the embedded llama.cpp server."""
-    return OpenAILLMService(
+    return KitLLMService(
+        guard=AnswerGuard(
+            max_words=settings.bot_max_answer_words,
+            max_sentences=settings.bot_max_answer_sentences,
+        ),
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key,
-        settings=OpenAILLMService.Settings(
-            model=settings.llm_model, max_tokens=settings.llm_max_tokens
+        settings=KitLLMService.Settings(
+            model=settings.llm_model,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+            frequency_penalty=settings.llm_frequency_penalty,
+            presence_penalty=settings.llm_presence_penalty,
         ),
     )
 
 
-async def prime_llm(session: aiohttp.ClientSession, settings: Settings, prompt: str) -> None:
-    """Have the LLM read the persona and greeting before the caller's first turn.
+async def prime_llm(
+    session: aiohttp.ClientSession, settings: Settings, messages: list[dict]
+) -> None:
+    """Have the LLM read the conversation so far while the bot speaks: after the greeting and
+    after every answer.
 
-    llama.cpp and vLLM then reuse that prompt prefix from their cache, and Ollama loads the model
-    if it was idle, so the first answer is as quick as the later ones.
+    llama.cpp and vLLM then reuse that prompt from their cache, and the caller's next question is
+    all that is left to read when it comes (the spoken answer, cut short by the guard or by an
+    interruption, differs from what the model generated, so the cache would miss it otherwise).
+    Ollama loads the model if it was idle.
     """
-    body = {
-        "model": settings.llm_model,
-        "messages": [
-            {"role": "system", "content": prompt},
-            {"role": "assistant", "content": settings.bot_greeting},
-        ],
-        "max_tokens": 1,
-    }
+    body = {"model": settings.llm_model, "messages": messages, "max_tokens": 1}
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
     try:
         url = f"{settings.llm_base_url}/chat/completions"
@@ -73,8 +83,16 @@ async def prime_llm(session: aiohttp.ClientSession, settings: Settings, prompt: 
 
 
 def make_tts(
-    settings: Settings, options: CallOptions, session: aiohttp.ClientSession
-) -> KitTTSService:
+    settings: Settings, options: CallOptions, session: aiohttp.ClientSession, tuning: Tuning
+) -> TTSService:
+    if tuning.stock_tts:
+        return XTTSService(
+            base_url=settings.xtts_base_url,
+            aiohttp_session=session,
+            settings=XTTSService.Settings(
+                voice=options.voice, language=_whisper_language(options.language)
+            ),
+        )
     return KitTTSService(
         base_url=settings.xtts_base_url,
         voice=options.voice,

@@ -7,14 +7,24 @@ the time. Decoded that way, Whisper tends to repeat the sentence once it runs ou
 repetition penalty and a length cap from the clip's duration stop that. On the kit's recorded
 questions and 6 to 8 s answers the transcripts match the full-window ones (tests/unit/test_stt.py).
 Set WHISPER_TRIM_WINDOW=false for the stock decoding.
+
+Early transcription: when the turn strategy hears the caller pause (`TranscribeNowFrame`, from
+bot/turns.py), the segment so far is transcribed at once, ahead of the VAD's stop, and announced
+as an `EagerTranscriptionFrame`. When the VAD then stops and nothing but silence came in
+between, that result is the segment's transcript: the same audio, so the same words, and Whisper
+is off the turn's critical path. If the caller went on, it is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pipecat.frames.frames import EagerTranscriptionFrame, Frame, SystemFrame, TranscriptionFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.whisper.stt import WhisperSTTService
 
 SAMPLE_RATE = 16000
@@ -41,6 +51,12 @@ class TurnDecoder:
         self._model = model
         self._trim = trim_window
         self._tokenizers: dict[str, Any] = {}
+
+    def windowed(self, trim_window: bool) -> TurnDecoder:
+        """The same model, decoding with or without the trimmed window (one call's choice)."""
+        view = TurnDecoder(self._model, trim_window=trim_window)
+        view._tokenizers = self._tokenizers
+        return view
 
     @property
     def supported_languages(self) -> list[str]:
@@ -85,11 +101,42 @@ class TurnDecoder:
         return Segment(text, result.no_speech_prob)
 
 
+class TranscribeNowFrame(SystemFrame):
+    """Upstream, from the turn strategy: the caller paused; transcribe what they said so far."""
+
+
+# After an early transcript, what came in until the VAD's stop counts as silence below this
+# share of the segment's loudest sample (RNNoise makes silence nearly zero; without it, room noise).
+_SILENCE_SHARE = 0.2
+
+
+@dataclass
+class _Early:
+    """A transcription started at a pause: the audio it read and the frames it produced."""
+
+    pcm: bytes
+    task: asyncio.Task[list[Frame]]
+
+    def covers(self, pcm: bytes, tail: int) -> bool:
+        """Whether `pcm` (the segment at the VAD's stop, then `tail` bytes of padding) is this
+        audio followed by silence only."""
+        if not pcm.startswith(self.pcm):
+            return False
+        said = np.frombuffer(self.pcm, dtype="<i2")
+        after = np.frombuffer(pcm[len(self.pcm) : len(pcm) - tail], dtype="<i2")
+        if not after.size:
+            return True
+        loudest = np.abs(said).max(initial=0)
+        return np.abs(after).max(initial=0) < _SILENCE_SHARE * max(int(loudest), 1)
+
+
 class SharedWhisperSTTService(WhisperSTTService):
-    """Pipecat's Whisper service on the process's shared model, not one loaded per call."""
+    """Pipecat's Whisper service on the process's shared model, not one loaded per call, with
+    early transcription at the caller's pauses (see the module's docstring)."""
 
     def __init__(self, *, decoder: TurnDecoder, **kwargs: Any):
         self._decoder = decoder
+        self._early: _Early | None = None
         super().__init__(**kwargs)
 
     def _load(self) -> None:
@@ -97,3 +144,41 @@ class SharedWhisperSTTService(WhisperSTTService):
         unsupported = self._unsupported_language()
         if unsupported:
             raise ValueError(unsupported)
+
+    async def cleanup(self) -> None:
+        if self._early is not None:
+            await self.cancel_task(self._early.task)
+            self._early = None
+        await super().cleanup()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TranscribeNowFrame):
+            await self._transcribe_early()
+
+    async def _transcribe_early(self) -> None:
+        if self._early is not None:
+            await self.cancel_task(self._early.task)
+        pcm = bytes(self._audio_buffer)
+        self._early = _Early(pcm, self.create_task(self._early_frames(pcm)))
+
+    async def _early_frames(self, pcm: bytes) -> list[Frame]:
+        frames = [frame async for frame in super().run_stt(pcm + self._trailing_silence())]
+        for frame in frames:
+            if isinstance(frame, TranscriptionFrame):
+                eager = EagerTranscriptionFrame(
+                    frame.text, frame.user_id, frame.timestamp, frame.language
+                )
+                await self.push_frame(eager)
+        return frames
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        early, self._early = self._early, None
+        if early is not None and early.covers(audio, len(self._trailing_silence())):
+            for frame in await early.task:
+                yield frame
+            return
+        if early is not None:
+            await self.cancel_task(early.task)
+        async for frame in super().run_stt(audio):
+            yield frame

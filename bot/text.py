@@ -8,22 +8,34 @@ from collections.abc import AsyncIterator
 from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
 from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
-# A clause break: comma, semicolon, colon or dash, then a space.
-_CLAUSE_BREAK = re.compile(r"[,;:—–]\s")
+# A word ending a clause: comma, semicolon, colon or dash.
+_CLAUSE_END = re.compile(r"[,;:—–]$")
+# Words that open a new phrase: a piece can end just before one and still sound whole.
+_PHRASE_START = frozenset(
+    {
+        *("and", "but", "or", "so", "because", "since", "although", "though"),
+        *("by", "from", "with", "without", "in", "on", "at", "for", "like"),
+        *("that", "which", "who", "when", "where", "while", "if", "until", "after", "before"),
+        # a long subject's verb, an infinitive: "The tallest mountain in the world | is ..."
+        *("is", "are", "was", "were", "to"),
+    }
+)
 
 
 class FirstClauseAggregator(SimpleTextAggregator):
-    """Whole sentences, except that each response's first piece ends at its first clause break.
+    """Whole sentences, except that each response's first piece ends early.
 
     The bot cannot start speaking before the TTS server has a piece of text, so the first piece
-    decides the latency. A small LLM on a CPU takes several hundred milliseconds for a long first
-    sentence; its first clause (at least `min_words` words) comes much sooner. Every later piece
-    is a whole sentence, which is what reads most naturally.
+    decides the latency; a small LLM on a CPU writes a long first sentence in several hundred
+    milliseconds. Once the first piece has `min_words` words it ends at a clause break, or just
+    before a word that opens a new phrase ("Bees make honey | by collecting nectar"), and after
+    `max_words` in any case. Every later piece is a whole sentence, which reads most naturally.
     """
 
-    def __init__(self, *, min_words: int = 4, **kwargs):
+    def __init__(self, *, min_words: int = 3, max_words: int = 8, **kwargs):
         super().__init__(**kwargs)
         self._min_words = min_words
+        self._max_words = max_words
         self._first = True
 
     async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
@@ -31,13 +43,25 @@ class FirstClauseAggregator(SimpleTextAggregator):
             self._first = False
             yield aggregation
         if self._first and self._aggregation_type == TextType.SENTENCE:
-            for match in _CLAUSE_BREAK.finditer(self._text):
-                head = self._text[: match.start() + 1].strip()
-                if len(head.split()) >= self._min_words:
-                    self._text = self._text[match.end() :]
-                    self._first = False
-                    yield Aggregation(text=head, type=TextType.SENTENCE)
-                    break
+            cut = self._early_cut()
+            if cut is not None:
+                head, self._text = self._text[:cut].strip(), self._text[cut:].lstrip()
+                self._first = False
+                yield Aggregation(text=head, type=TextType.SENTENCE)
+
+    def _early_cut(self) -> int | None:
+        """Where the first piece may end, among the words written in full so far."""
+        words = list(re.finditer(r"\S+", self._text))
+        if words and not self._text[-1].isspace():
+            words.pop()  # still being written
+        for count, word in enumerate(words):
+            if count >= self._min_words and word.group().lower() in _PHRASE_START:
+                return word.start()
+            if count + 1 >= self._min_words and _CLAUSE_END.search(word.group()):
+                return word.end()
+        if len(words) >= self._max_words:
+            return words[-1].end()
+        return None
 
     async def flush(self) -> Aggregation | None:
         self._first = True  # the next text starts a new response

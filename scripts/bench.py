@@ -1,96 +1,288 @@
-"""Voice-to-voice latency of the running stack: N spoken turns over WebRTC, median and p95.
+"""Part 2, the benchmark: how fast is the self-hosted pipeline, stage by stage?
 
-    python scripts/bench.py [--url http://127.0.0.1:7860] [--turns 10]
+    python scripts/bench.py [--url http://127.0.0.1:7860] [--compare seed] [--repeat 1]
+    make bench [BENCH_URL=...] [COMPARE=seed]
 
-Each turn plays a recorded question (tests/fixtures/questions/*.wav) as the microphone at
-real-time pace and waits for the spoken answer. Two views of each turn are printed:
-- the bot's breakdown (Pipecat's UserBotLatencyObserver): from the moment the user really
-  stopped speaking to the first audio the bot sends, split into endpointing, STT, LLM, TTS and
-  the unattributed rest;
-- the caller's view: from its last loud sample sent to the first loud sample received back,
-  which adds the network and jitter buffer both ways (no browser playout).
+Speaks the varied question set (`scripts/make_questions.py`: three engines, many voices and
+speeds, one noisy, three with a pause mid-sentence) into any running stack (`make run`, Compose,
+a Modal URL) over WebRTC, as the page does, one question at a time at real-time pace.
+
+Each turn is measured twice:
+- by the bot (Pipecat's UserBotLatencyObserver, folded into bot/latency.py's stages): from the
+  moment the caller really stopped speaking to the first audio the bot sends;
+- by the caller: its last loud sample sent to the first loud sample received back (both WebRTC
+  legs and the jitter buffers; no playout).
+
+`--compare seed` opens a second call with the seed's configuration (bot/tuning.py) and asks it
+the same questions, interleaved with the kit's, then prints each stage's ratio. Results go to
+`--out` (bench-results/): bench.json, bench.md and bench.png (stacked bars per configuration).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import json
+import os
+import platform
+import re
 import statistics
 import sys
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.latency import STAGES, CallLatency, TurnLatency, percentile  # noqa: E402
+from bot.latency import STAGES, percentile  # noqa: E402
 from scripts.caller import Caller, read_wav  # noqa: E402
+from scripts.make_questions import OUT as QUESTIONS_DIR  # noqa: E402
+from scripts.make_questions import make  # noqa: E402
 
-QUESTIONS = sorted((ROOT / "tests" / "fixtures" / "questions").glob("*.wav"))
+LOOP_NGRAM = 4
 
 
-async def run(url: str, turns: int) -> tuple[CallLatency, list[float]]:
-    caller = Caller(url)
-    await caller.connect()
-    call = CallLatency()
-    client_side: list[float] = []
+@dataclass
+class Turn:
+    question: str
+    tags: list[str]
+    total_ms: float | None = None
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    caller_ms: float | None = None
+    heard: str = ""  # what the bot transcribed
+    answer: str = ""  # what the bot said
+    turns: int = 0  # latency records for this one question (1 unless it was cut)
+    cut: bool = False  # the bot spoke before the caller had finished
+    error: str = ""
+
+    @property
+    def answer_words(self) -> int:
+        return len(self.answer.split())
+
+    @property
+    def loops(self) -> bool:
+        words = re.findall(r"[a-z0-9']+", self.answer.lower())
+        grams = [tuple(words[i : i + LOOP_NGRAM]) for i in range(len(words) - LOOP_NGRAM + 1)]
+        return len(set(grams)) < len(grams)
+
+
+async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
+    turn = Turn(question["name"], question["tags"])
+    await caller.wait_for(lambda: not caller.bot_speaking(), 60, "the bot to be quiet")
+    latencies = len(caller.server_messages("latency"))
+    finals = len(caller.of_type("user-transcription"))
+    outputs = len(caller.of_type("bot-output"))
+    stops = len(caller.of_type("bot-stopped-speaking"))
+    asked = time.monotonic()
+    caller.mic.say(read_wav(folder / question["file"]))
     try:
-        await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 120, "the greeting")
-        for number, path in zip(range(1, turns + 1), itertools.cycle(QUESTIONS), strict=False):
-            seen = len(caller.server_messages("latency"))
-            stops = len(caller.of_type("bot-stopped-speaking"))
-            caller.mic.say(read_wav(path))
-            latency = await caller.wait_for(
-                lambda s=seen: [
-                    m for m in caller.server_messages("latency")[s:] if m["kind"] == "turn"
-                ],
-                60,
-                f"turn {number}'s latency",
-            )
+        await caller.wait_for(
+            lambda: (
+                [m for m in caller.server_messages("latency")[latencies:] if m["kind"] == "turn"]
+                and len(caller.of_type("bot-stopped-speaking")) > stops
+            ),
+            60,
+            "the answer",
+        )
+        # A turn the caller had not finished may be followed by a second one: let it come.
+        end = caller.mic.speech_end()
+        await asyncio.sleep(max(0.0, end + 0.5 - time.monotonic()))
+        await caller.wait_for(lambda: not caller.bot_speaking(), 60, "the answer's end")
+    except AssertionError as error:
+        turn.error = str(error).split(";")[0]
+        return turn
+    records = [m for m in caller.server_messages("latency")[latencies:] if m["kind"] == "turn"]
+    turn.turns = len(records)
+    turn.total_ms, turn.stages_ms = records[-1]["total_ms"], records[-1]["stages_ms"]
+    end = caller.mic.speech_end()
+    first = caller.first_sound_after(asked)
+    turn.cut = first is not None and first < end
+    heard = caller.first_sound_after(end)
+    turn.caller_ms = (heard - end) * 1000 if heard is not None and not turn.cut else None
+    texts = caller.of_type("user-transcription")[finals:]
+    turn.heard = " ".join(m["data"]["text"] for m in texts if m["data"].get("final"))
+    # Each piece is announced before synthesis ("new") and once spoken: count it once.
+    said = [
+        m for m in caller.of_type("bot-output")[outputs:] if m["data"].get("spoken_status") != "new"
+    ]
+    turn.answer = " ".join(m["data"].get("text", "") for m in said).strip()
+    return turn
+
+
+async def run(url: str, configs: list[str], questions: list[dict], folder: Path, repeat: int):
+    callers = {config: Caller(url) for config in configs}
+    results: dict[str, list[Turn]] = {config: [] for config in configs}
+    try:
+        for config, caller in callers.items():
+            await caller.connect({"profile": config})
             await caller.wait_for(
-                lambda s=stops: len(caller.of_type("bot-stopped-speaking")) > s, 90, "the answer"
+                lambda c=caller: c.of_type("bot-stopped-speaking"), 120, "greeting"
             )
-            stages = latency[-1]["stages_ms"]
-            turn = TurnLatency(
-                number, latency[-1]["total_ms"] / 1000, {k: v / 1000 for k, v in stages.items()}
-            )
-            call.add(turn)
-            end = caller.mic.speech_end()
-            heard = caller.first_sound_after(end)
-            if heard is not None:
-                client_side.append(heard - end)
-            print(f"{path.stem:>8}: {turn.log_line()}", flush=True)
-            await asyncio.sleep(0.5)  # a breath between turns
+        for round_ in range(repeat):
+            for question in questions:
+                for config, caller in callers.items():  # interleaved: same load for both
+                    for other in callers.values():  # only the call being asked streams audio
+                        if other is caller:
+                            other.mic.resume()
+                        else:
+                            other.mic.pause()
+                    turn = await ask(caller, question, folder)
+                    results[config].append(turn)
+                    shown = f"{turn.total_ms:.0f} ms" if turn.total_ms is not None else turn.error
+                    print(
+                        f"[{round_ + 1}] {config:>4} {question['name']:>15}: {shown:>8}"
+                        f"{'  CUT' if turn.cut else ''}  heard {turn.heard!r}",
+                        flush=True,
+                    )
     finally:
-        await caller.close()
-    return call, client_side
+        await asyncio.gather(*(caller.close() for caller in callers.values()))
+    return results
 
 
-def main() -> None:
+def summarize(turns: list[Turn]) -> dict:
+    measured = [t for t in turns if t.total_ms is not None and not t.cut]
+    complete = [t for t in measured if "paused" not in t.tags]
+
+    def stat(values: list[float]) -> dict:
+        if not values:
+            return {"median": None, "p95": None}
+        return {"median": statistics.median(values), "p95": percentile(values, 95)}
+
+    return {
+        "turns": len(turns),
+        "measured": len(measured),
+        "errors": sum(bool(t.error) for t in turns),
+        "cut": sum(t.cut for t in turns),
+        "total_ms": stat([t.total_ms for t in measured]),
+        "stages_ms": {s: stat([t.stages_ms.get(s, 0.0) for t in measured]) for s in STAGES},
+        "caller_ms": stat([t.caller_ms for t in measured if t.caller_ms is not None]),
+        "max_endpointing_complete_ms": max(
+            (t.stages_ms.get("endpointing", 0.0) for t in complete), default=None
+        ),
+        "answer_words": stat([t.answer_words for t in measured]),
+        "max_answer_words": max((t.answer_words for t in measured), default=None),
+        "looping_answers": sum(t.loops for t in measured),
+    }
+
+
+def machine() -> str:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        model = found[1].strip() if found else ""
+    return f"{os.cpu_count()} vCPU {platform.machine()} {model}".strip()
+
+
+def markdown(summary: dict[str, dict], ratio: dict[str, float] | None) -> str:
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0f}"
+
+    header = "| config | stat | " + " | ".join(STAGES) + " | voice-to-voice | caller |"
+    lines = [header, "|" + "---|" * (len(STAGES) + 4)]
+    for config, s in summary.items():
+        for stat in ("median", "p95"):
+            stages = " | ".join(ms(s["stages_ms"][st][stat]) for st in STAGES)
+            lines.append(
+                f"| {config} | {stat} | {stages} | **{ms(s['total_ms'][stat])}** | "
+                f"{ms(s['caller_ms'][stat])} |"
+            )
+    if ratio:
+        cells = " | ".join(f"{ratio.get(st, float('nan')):.2f}" for st in STAGES)
+        lines.append(
+            f"| kit ÷ seed | median | {cells} | **{ratio['total']:.2f}** | "
+            f"{ratio.get('caller', float('nan')):.2f} |"
+        )
+    lines.append("")
+    for config, s in summary.items():
+        lines.append(
+            f"- {config}: {s['measured']}/{s['turns']} turns measured, {s['cut']} cut, "
+            f"{s['errors']} errors; slowest endpointing on a complete question "
+            f"{ms(s['max_endpointing_complete_ms'])} ms; answers median "
+            f"{ms(s['answer_words']['median'])} words (max {s['max_answer_words']}), "
+            f"{s['looping_answers']} looping"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def chart(summary: dict[str, dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = list(summary)
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.8 * len(configs)))
+    left = [0.0] * len(configs)
+    for stage in STAGES:
+        values = [summary[c]["stages_ms"][stage]["median"] or 0.0 for c in configs]
+        ax.barh(configs, values, left=left, label=stage)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    for y, config in enumerate(configs):
+        total = summary[config]["total_ms"]["median"]
+        if total is not None:
+            ax.text(left[y] + 10, y, f"{total:.0f} ms", va="center")
+    ax.set_xlabel("median voice-to-voice, ms (stages stacked)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(ncols=len(STAGES), loc="upper center", bbox_to_anchor=(0.5, -0.35), fontsize=8)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:7860")
-    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--url", default="http://127.0.0.1:7860", help="the bot (make run's)")
+    parser.add_argument("--compare", choices=["seed"], help="also the seed's configuration")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over the question set")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS_DIR)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="ask only these questions")
     args = parser.parse_args()
 
-    call, client_side = asyncio.run(run(args.url, args.turns))
-    print("\nBot-side breakdown (ms):")
-    print(call.summary_table())
-    stats = call.stats()
-    if stats:
-        rests = [t.stages["rest"] for t in call.user_turns()]
-        print(
-            f"\nvoice-to-voice (bot): median {stats['median'] * 1000:.0f} ms, "
-            f"p95 {stats['p95'] * 1000:.0f} ms over {stats['turns']} turns; "
-            f"unattributed rest median {statistics.median(rests) * 1000:.0f} ms"
-        )
-    if client_side:
-        print(
-            f"voice-to-voice (caller, WebRTC both ways): median "
-            f"{statistics.median(client_side) * 1000:.0f} ms, "
-            f"p95 {percentile(client_side, 95) * 1000:.0f} ms"
-        )
-    print(f"stages: {', '.join(STAGES)}")
+    questions = make(args.questions)
+    if args.only:
+        questions = [q for q in questions if q["name"] in args.only]
+        if not questions:
+            parser.error(f"no question named {' or '.join(args.only)}")
+    configs = ["kit", *([args.compare] if args.compare else [])]
+    results = asyncio.run(run(args.url, configs, questions, args.questions, args.repeat))
+
+    summary = {config: summarize(turns) for config, turns in results.items()}
+    ratio = None
+    if args.compare:
+        kit, seed = summary["kit"], summary[args.compare]
+
+        def divide(a: float | None, b: float | None) -> float:
+            return a / b if a is not None and b else float("nan")
+
+        ratio = {
+            st: divide(kit["stages_ms"][st]["median"], seed["stages_ms"][st]["median"])
+            for st in STAGES
+        }
+        ratio["total"] = divide(kit["total_ms"]["median"], seed["total_ms"]["median"])
+        ratio["caller"] = divide(kit["caller_ms"]["median"], seed["caller_ms"]["median"])
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    title = f"{len(questions)} questions × {args.repeat}, {machine()}"
+    report = {
+        "machine": machine(),
+        "url": args.url,
+        "questions": len(questions),
+        "repeat": args.repeat,
+        "summary": summary,
+        "ratio": ratio,
+        "turns": {config: [asdict(t) for t in turns] for config, turns in results.items()},
+    }
+    (args.out / "bench.json").write_text(json.dumps(report, indent=2))
+    table = markdown(summary, ratio)
+    (args.out / "bench.md").write_text(f"{title}\n\n{table}")
+    chart(summary, args.out / "bench.png", title)
+    print(f"\n{title}\n\n{table}\nwritten to {args.out}/bench.{{json,md,png}}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

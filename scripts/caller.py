@@ -43,6 +43,19 @@ class Microphone(MediaStreamTrack):
         self._start: float | None = None
         self._sent = 0
         self._last_speech_sample = 0
+        self._live = asyncio.Event()
+        self._live.set()
+
+    def pause(self) -> None:
+        """Send nothing at all (not even silence) until `resume`: an idle second call then costs
+        the machine nothing while the benchmark measures the first."""
+        self._live.clear()
+
+    def resume(self) -> None:
+        if not self._live.is_set() and self._start is not None:
+            # Real-time pace from now on, rather than a burst catching up on the pause.
+            self._start = time.monotonic() - self._sent / MIC_RATE
+        self._live.set()
 
     def say(self, pcm: bytes) -> None:
         """Queue speech; it goes out after what is already queued, at real-time pace."""
@@ -57,6 +70,7 @@ class Microphone(MediaStreamTrack):
         return self._start + self._last_speech_sample / MIC_RATE
 
     async def recv(self) -> av.AudioFrame:
+        await self._live.wait()
         if self._start is None:
             self._start = time.monotonic()
         due = self._start + self._sent / MIC_RATE

@@ -80,10 +80,15 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
     params.n_ctx = ctx * parallel  # split evenly between the slots
     params.n_parallel = parallel
     # One core is left to the bot's audio path: on 2 cores, llama.cpp with both threads stalls
-    # whenever the bot needs the CPU (measured: 30 tokens/s against 45 with one thread).
+    # whenever the bot needs the CPU (measured: 30 tokens/s against 45 with one thread). The
+    # prompt, read in one batch, gets every core.
     threads = threads or max(1, (os.cpu_count() or 2) - 1)
     params.cpuparams.n_threads = threads
-    params.cpuparams_batch.n_threads = threads
+    params.cpuparams_batch.n_threads = os.cpu_count() or threads
+    # The repetition penalties (the bot sends frequency and presence penalties) look back this
+    # many tokens, not the default 64: far enough to cover the previous answer, which a small
+    # model otherwise starts copying word for word after a few turns (seen with SmolLM2-135M).
+    params.sampling.penalty_last_n = 256
     start = time.perf_counter()
     server = xllamacpp.Server(params)
     log.info(

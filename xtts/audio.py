@@ -1,4 +1,5 @@
-"""Audio plumbing: float to 16-bit PCM, WAV headers, streaming resampling, sentence splitting."""
+"""Audio plumbing: float to 16-bit PCM, silence trimming, WAV headers, streaming resampling,
+sentence splitting."""
 
 from __future__ import annotations
 
@@ -24,6 +25,27 @@ def to_pcm16(audio: np.ndarray) -> bytes:
     """Float samples in [-1, 1] as s16le bytes; out-of-range samples are clipped."""
     scaled = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767.0
     return np.rint(scaled).astype("<i2").tobytes()
+
+
+def trim_silence(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    keep_lead: float = 0.03,
+    keep_tail: float = 0.12,
+    threshold: float = 0.01,
+) -> np.ndarray:
+    """One utterance without the silence an engine pads it with, but for a natural margin.
+
+    A listener waits through leading silence as if it were latency, and silence on both sides
+    of a sentence break becomes a gap in the middle of a spoken answer.
+    """
+    loud = np.flatnonzero(np.abs(audio) > threshold)
+    if not loud.size:
+        return audio
+    start = max(0, loud[0] - int(keep_lead * sample_rate))
+    end = min(len(audio), loud[-1] + 1 + int(keep_tail * sample_rate))
+    return audio[start:end]
 
 
 def wav_header(sample_rate: int = OUTPUT_RATE, data_bytes: int | None = None) -> bytes:

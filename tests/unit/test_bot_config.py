@@ -58,7 +58,11 @@ def test_environment_and_dotenv_are_read(monkeypatch, tmp_path):
             "/nope.md",
             "BOT_PROMPT_FILE: must be a readable file (got '/nope.md')",
         ),
-        ("TURN_DETECTION", "magic", "TURN_DETECTION: Input should be 'smart-turn' or 'silence'"),
+        (
+            "TURN_DETECTION",
+            "magic",
+            "TURN_DETECTION: Input should be 'hybrid', 'smart-turn' or 'silence'",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(monkeypatch, name, value, expected):

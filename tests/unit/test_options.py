@@ -41,3 +41,10 @@ async def test_bad_choices_name_their_field(choices, raw, error):
     with pytest.raises(BadOptions) as refused:
         await resolve(choices, raw)
     assert str(refused.value) == error
+
+
+async def test_the_profile_defaults_to_the_kit_and_an_unknown_one_is_refused(choices):
+    assert (await resolve(choices, {})).profile == "kit"
+    assert (await resolve(choices, {"profile": "kit"})).profile == "kit"
+    with pytest.raises(BadOptions, match=r"profile: must be one of kit, seed \(got 'fastest'\)"):
+        await resolve(choices, {"profile": "fastest"})

@@ -16,30 +16,44 @@ def tokens(text: str) -> list[str]:
 
 
 async def test_first_piece_ends_at_the_first_clause_break_then_sentences():
-    text = "The sky looks blue because of sunlight, which scatters off the air. Blue scatters most. Neat!"
+    text = "The sky, you see, looks blue in the day. Blue scatters most. Neat!"
     assert await pieces(FirstClauseAggregator(), tokens(text)) == [
-        "The sky looks blue because of sunlight,",
-        "which scatters off the air.",
+        "The sky, you see,",
+        "looks blue in the day.",
         "Blue scatters most.",
         "Neat!",
     ]
 
 
-async def test_a_short_opening_clause_waits_for_more_words():
-    text = "Yes, of course, plants need water, light and air. They grow!"
+async def test_a_long_first_sentence_ends_its_first_piece_before_a_new_phrase():
+    text = "Bees make honey by collecting nectar from flowers. They store it in wax."
     assert await pieces(FirstClauseAggregator(), tokens(text)) == [
-        "Yes, of course, plants need water,",
-        "light and air.",
+        "Bees make honey",
+        "by collecting nectar from flowers.",
+        "They store it in wax.",
+    ]
+
+
+async def test_a_short_opening_waits_for_more_words():
+    # "Yes," alone is too short a piece; the phrase word "and" comes after three words.
+    text = "Yes, plants need water and light. They grow!"
+    assert await pieces(FirstClauseAggregator(), tokens(text)) == [
+        "Yes, plants need water",
+        "and light.",
         "They grow!",
     ]
 
 
-async def test_a_first_sentence_without_clauses_is_whole_and_each_response_starts_afresh():
+async def test_a_first_piece_without_any_break_ends_at_max_words():
+    text = "One two three four five six seven eight nine ten."
+    first, *rest = await pieces(FirstClauseAggregator(max_words=8), tokens(text))
+    assert first == "One two three four five six seven eight" and rest == ["nine ten."]
+
+
+async def test_a_short_first_sentence_is_whole_and_each_response_starts_afresh():
     aggregator = FirstClauseAggregator()
-    assert await pieces(
-        aggregator, tokens("Paris is the capital. It has a tower, a tall one.")
-    ) == [
-        "Paris is the capital.",
+    assert await pieces(aggregator, tokens("Paris is lovely. It has a tower, a tall one.")) == [
+        "Paris is lovely.",
         "It has a tower, a tall one.",
     ]
     # After flush (the response's end) the next response gets an early first cut again.

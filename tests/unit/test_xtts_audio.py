@@ -138,3 +138,15 @@ def test_split_sentences_cuts_only_a_word_longer_than_the_limit():
 def test_split_sentences_rejects_a_zero_limit():
     with pytest.raises(ValueError, match="max_chars"):
         split_sentences("Hello.", max_chars=0)
+
+
+def test_trim_silence_keeps_a_margin_around_the_sound():
+    from xtts.audio import trim_silence
+
+    rate = 1000
+    audio = np.concatenate([np.zeros(300), np.full(100, 0.5), np.zeros(450)]).astype(np.float32)
+    trimmed = trim_silence(audio, rate, keep_lead=0.03, keep_tail=0.12)
+    assert len(trimmed) == 30 + 100 + 120
+    assert np.abs(trimmed[30:130]).min() == 0.5
+    silent = np.zeros(500, np.float32)
+    assert trim_silence(silent, rate) is silent  # nothing loud: left as it is

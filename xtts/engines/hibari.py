@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xtts.audio import trim_silence
 from xtts.engines.base import EngineSetupError, missing_extra, unknown_voice
 from xtts.voices import NamedVoiceEngine, Voice, VoiceBook
 
@@ -62,5 +63,6 @@ class HibariEngine(NamedVoiceEngine):
     def synthesize(
         self, text: str, voice: Voice, language: str, *, stream_chunk_size: int = 20
     ) -> Iterator[np.ndarray]:
+        # hibari pads each sentence with about 0.3 s of silence before and 0.45 s after it.
         for chunk in self._tts.stream(text):
-            yield np.asarray(chunk, dtype=np.float32)
+            yield trim_silence(np.asarray(chunk, dtype=np.float32), self.sample_rate)

@@ -1,0 +1,397 @@
+"""When the caller has finished speaking: Smart Turn v3's verdict and what Whisper wrote, weighed
+at the first pause, with the answer generated speculatively while the turn is still open.
+
+Pipecat's Smart Turn strategy trusts the model alone. On unfamiliar and synthetic voices it
+judges many complete questions unfinished (probabilities of 0.05 to 0.5 for "Why is the sky
+blue?"), and such a turn then waits out the 1.5 s fallback. Whisper punctuates what it hears, and
+that is strong evidence the model lacks: a question mark ends the turn whatever the probability,
+while "I was wondering..." or "So my question is" keeps it open for the rest of the sentence.
+
+One turn, from the caller's last word (T):
+- T + TURN_EARLY_SECS of silence (a pause): Whisper transcribes what was said so far (the STT
+  service, asked with `TranscribeNowFrame`) and Smart Turn scores the turn's audio, in parallel.
+- With both, and text that does not sound unfinished, the LLM starts on that transcript; Pipecat's
+  speculation gate holds its answer back until the turn is confirmed.
+- T + VAD_STOP_SECS (the VAD's stop): the committed transcript is the early one, reused if nothing
+  was said since. `TurnPolicy` decides: end now (the held answer is released at once), or wait a
+  little longer. Speech before the decision withdraws the speculative answer (and frees its
+  llama.cpp slot): the caller never hears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from enum import Enum
+
+import numpy as np
+from loguru import logger
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADState
+from pipecat.frames.frames import (
+    EagerTranscriptionFrame,
+    Frame,
+    InputAudioRawFrame,
+    MetricsFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.metrics.metrics import TurnMetricsData
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
+from pipecat.turns.user_stop import (
+    BaseUserTurnStopStrategy,
+    NormalizedMatch,
+    SpeechTimeoutUserTurnStopStrategy,
+    TurnAnalyzerUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from bot.stt import TranscribeNowFrame
+from bot.tuning import Tuning
+
+SAMPLE_RATE = 16000
+# Smart Turn reads the last 8 s; the turn's audio starts this long before its first speech.
+_SMART_TURN_SECS = 8.0
+_PRE_SPEECH_SECS = 0.5
+
+
+class Cue(Enum):
+    """What the end of a transcript says about the turn."""
+
+    ASKED = "asked"  # a question or exclamation mark: finished
+    SAID = "said"  # a full stop: probably finished
+    TRAILING = "trailing"  # a comma, dash or ellipsis: the caller is mid-sentence
+    DANGLING = "dangling"  # ends on a word few sentences end on ("and", "the", "is", "um")
+    BARE = "bare"  # no punctuation: the transcript alone cannot tell
+
+
+# Words a spoken English sentence rarely ends on, unless it is a question (which Whisper marks):
+# articles, conjunctions, a few prepositions, auxiliaries, possessives and fillers.
+DANGLING = frozenset(
+    {
+        *("a", "an", "the", "and", "or", "but", "because", "if", "when", "while", "than"),
+        *("of", "to", "with", "from", "about", "into", "for"),
+        *("is", "are", "was", "were", "am", "be", "can", "could", "will", "would", "should"),
+        *("my", "your", "his", "her", "our", "their"),
+        *("um", "uh", "er", "erm", "hmm"),
+    }
+)
+_TRAILING = (",", ";", ":", "-", "—", "–", "…", "...")
+
+
+def cue(text: str) -> Cue:
+    """Classify the end of a transcript."""
+    text = text.strip().strip("\"'")
+    if not text or text.endswith(_TRAILING):
+        return Cue.TRAILING
+    if text.endswith(("?", "!")):
+        return Cue.ASKED
+    words = re.findall(r"[a-z']+", text.lower())
+    if words and words[-1] in DANGLING:
+        return Cue.DANGLING
+    return Cue.SAID if text.endswith(".") else Cue.BARE
+
+
+class TurnPolicy:
+    """How much longer to wait, given the turn's transcript and Smart Turn's probability.
+
+    The thresholds were tuned on `scripts/make_questions.py`'s varied set (three engines, many
+    voices and speeds, noise, mid-sentence pauses), not on the tests' recordings.
+    """
+
+    def __init__(self, *, open_wait: float = 1.5, unsure_wait: float = 1.0):
+        self.open_wait = open_wait  # the caller sounds mid-sentence
+        self.unsure_wait = unsure_wait  # neither the text nor the model is sure
+        self.said_probability = 0.3  # a full stop, and the model does not object strongly
+        self.bare_probability = 0.6  # no punctuation: the model decides
+        self.dangling_probability = 0.85  # only a confident model overrides a dangling word
+        self.rescore_secs = 0.15  # while waiting, score the turn again this often
+
+    def wait(self, text: str, probability: float) -> float:
+        """Seconds of further silence before the turn ends; 0 ends it now."""
+        match cue(text):
+            case Cue.TRAILING:
+                return self.open_wait
+            case Cue.ASKED:
+                return 0.0
+            case Cue.DANGLING:
+                return 0.0 if probability >= self.dangling_probability else self.open_wait
+            case Cue.SAID:
+                return 0.0 if probability >= self.said_probability else self.unsure_wait
+            case Cue.BARE:
+                return 0.0 if probability >= self.bare_probability else self.unsure_wait
+
+    def may_speculate(self, text: str, probability: float) -> bool:
+        """Worth answering before the turn is confirmed: it is likely to end soon."""
+        return self.wait(text, probability) < self.open_wait
+
+
+class PauseAwareVAD(SileroVADAnalyzer):
+    """Silero VAD that also says how long the voice has been silent within speech.
+
+    The VAD calls speech over after `stop_secs` (0.2 s); the turn strategy starts its work at
+    the first `TURN_EARLY_SECS` of that silence, on the same analysis rather than a second VAD.
+    """
+
+    @property
+    def speaking(self) -> bool:
+        """Voice in the latest window (and the stretch of speech confirmed)."""
+        return self._vad_state is VADState.SPEAKING
+
+    @property
+    def pause_secs(self) -> float:
+        """Silence so far inside a stretch of speech; 0 while speaking or before any speech."""
+        if self._vad_state is not VADState.STOPPING:
+            return 0.0
+        return self._vad_stopping_count * self.num_frames_required() / self.sample_rate
+
+
+class SmartTurnModel(LocalSmartTurnAnalyzerV3):
+    """Smart Turn v3 (the ONNX model inside pipecat) as a probability of a finished turn."""
+
+    def probability(self, audio: np.ndarray) -> float:
+        """P(turn complete) for 16 kHz float32 audio ending now. Blocking: run it in a thread."""
+        return float(self._predict_endpoint(audio)["probability"])
+
+
+class TurnAudio:
+    """The current turn's input audio, from shortly before its first speech."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._samples = 0
+
+    def add(self, pcm: bytes) -> None:
+        chunk = np.frombuffer(pcm, dtype="<i2")
+        self._chunks.append(chunk)
+        self._samples += len(chunk)
+        # Only what Smart Turn reads (plus the pre-speech margin) is kept.
+        limit = int((_SMART_TURN_SECS + _PRE_SPEECH_SECS) * SAMPLE_RATE)
+        while self._chunks and self._samples - len(self._chunks[0]) >= limit:
+            self._samples -= len(self._chunks.pop(0))
+
+    def restart(self, keep_secs: float) -> None:
+        """A turn starts: keep only the last `keep_secs` (speech that led to it, and a margin)."""
+        kept = self.audio()[-int(keep_secs * SAMPLE_RATE) :]
+        self._chunks, self._samples = [np.array(kept * 32768, dtype="<i2")], len(kept)
+
+    def audio(self) -> np.ndarray:
+        if not self._chunks:
+            return np.zeros(0, np.float32)
+        return np.concatenate(self._chunks).astype(np.float32) / 32768
+
+
+class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
+    """Ends the caller's turn on Smart Turn's probability and Whisper's transcript together,
+    answering speculatively from the first pause (see the module's docstring)."""
+
+    def __init__(
+        self,
+        *,
+        vad: PauseAwareVAD,
+        model: SmartTurnModel,
+        policy: TurnPolicy,
+        early_secs: float,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._vad = vad
+        self._model = model
+        self._policy = policy
+        self._early_secs = early_secs
+        self._match = NormalizedMatch()
+        self._audio = TurnAudio()
+        self._committed = ""  # final transcripts of this turn's segments
+        self._eager = ""  # the current segment's early transcript
+        self._scoring: asyncio.Task | None = None
+        self._probability: float | None = None
+        self._paused = False
+        self._vad_stopped = False
+        self._segment_final = False
+        self._speculation: str | None = None
+        self._wait: asyncio.Task | None = None
+
+    # --- frames ---------------------------------------------------------------------------
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        if isinstance(frame, InputAudioRawFrame):
+            self._audio.add(frame.audio)
+            await self._track_pause()
+        elif isinstance(frame, EagerTranscriptionFrame):
+            if self._paused:
+                self._eager = frame.text.strip()
+                await self._maybe_speculate()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._vad_stopped = True
+            if not self._paused:  # a pause too short for early work (TURN_EARLY_SECS ≥ stop)
+                await self._begin_pause(transcribe=False)
+            await self._maybe_decide()
+        elif isinstance(frame, TranscriptionFrame):
+            # The segment's early transcript, if any, is now part of the committed text.
+            self._committed = f"{self._committed} {frame.text.strip()}".strip()
+            self._eager, self._segment_final = "", True
+            await self._maybe_speculate()
+            await self._maybe_decide()
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            # Speech again after the VAD's stop: the turn goes on.
+            self._vad_stopped = False
+            await self._resume()
+        return ProcessFrameResult.CONTINUE
+
+    async def _track_pause(self) -> None:
+        if self._vad_stopped:
+            return
+        if not self._paused and self._vad.pause_secs >= self._early_secs:
+            await self._begin_pause(transcribe=True)
+        elif self._paused and self._vad.speaking:
+            # The voice came back before the VAD called speech over.
+            await self._resume()
+
+    async def _begin_pause(self, *, transcribe: bool) -> None:
+        self._paused = True
+        self._segment_final = False
+        if transcribe:
+            await self.push_frame(TranscribeNowFrame(), FrameDirection.UPSTREAM)
+        self._probability = None
+        self._scoring = self.task_manager.create_task(
+            self._score(self._audio.audio()), f"{self}::smart_turn"
+        )
+
+    async def _score(self, audio: np.ndarray) -> None:
+        start = time.perf_counter()
+        probability = await asyncio.to_thread(self._model.probability, audio)
+        # Done: from here on this task may end the turn, whose reset must not cancel it.
+        self._scoring, self._probability = None, probability
+        await self.push_frame(
+            MetricsFrame(
+                data=[
+                    TurnMetricsData(
+                        processor=str(self),
+                        is_complete=probability > 0.5,
+                        probability=probability,
+                        e2e_processing_time_ms=(time.perf_counter() - start) * 1000,
+                    )
+                ]
+            )
+        )
+        await self._maybe_speculate()
+        await self._maybe_decide()
+
+    async def _resume(self) -> None:
+        """The caller speaks again: nothing decided at this pause stands."""
+        self._paused = False
+        self._eager = ""
+        self._segment_final = False
+        await self._cancel_tasks()
+        await self._withdraw()
+
+    # --- deciding -------------------------------------------------------------------------
+
+    async def _maybe_speculate(self) -> None:
+        if self._speculation is not None or self._probability is None:
+            return
+        if not (self._eager or (self._paused and self._segment_final and self._committed)):
+            return
+        text = f"{self._committed} {self._eager}".strip()
+        if not self._policy.may_speculate(text, self._probability):
+            return
+        self._speculation = text
+        logger.debug(f"{self}: answering speculatively")
+        await self.trigger_user_turn_inference_triggered(speculation=UserTurnSpeculation(text))
+
+    async def _maybe_decide(self) -> None:
+        probability = self._probability
+        if not (self._vad_stopped and self._segment_final and probability is not None):
+            return
+        if self._wait is not None or not self._committed:
+            return
+        wait = self._policy.wait(self._committed, probability)
+        logger.debug(f"{self}: p={probability:.2f} cue={cue(self._committed).value} wait={wait}s")
+        if wait == 0:
+            await self._end()
+        else:
+            self._wait = self.task_manager.create_task(self._end_after(wait), f"{self}::wait")
+
+    async def _end_after(self, secs: float) -> None:
+        """Wait up to `secs` more, scoring the turn again as the silence grows: Smart Turn grows
+        surer of a finished sentence with every tenth of a second of silence after it."""
+        deadline = time.monotonic() + secs
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(self._policy.rescore_secs, left))
+            if time.monotonic() >= deadline:
+                break
+            probability = await asyncio.to_thread(self._model.probability, self._audio.audio())
+            self._probability = probability
+            if self._policy.wait(self._committed, probability) == 0:
+                logger.debug(f"{self}: p={probability:.2f} after more silence; the turn ends")
+                break
+        self._wait = None
+        await self._end()
+
+    async def _end(self) -> None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and self._match.matches(speculation, self._committed):
+            # The answer is already being written: release it, and run no second inference.
+            await self.trigger_user_turn_finalized(confirms_speculation=True)
+            return
+        if speculation is not None:
+            await self.trigger_user_turn_speculation_cancelled()
+        await self.trigger_user_turn_stopped()
+
+    async def _withdraw(self) -> None:
+        if self._speculation is not None:
+            self._speculation = None
+            logger.debug(f"{self}: the caller went on; withdrawing the speculative answer")
+            await self.trigger_user_turn_speculation_cancelled()
+
+    async def _cancel_tasks(self) -> None:
+        for task in (self._wait, self._scoring):
+            if task is not None and not task.done():
+                await self.task_manager.cancel_task(task)
+        self._wait = self._scoring = None
+        self._probability = None
+
+    # --- turn boundaries ------------------------------------------------------------------
+
+    async def _reset(self) -> None:
+        await self._cancel_tasks()
+        await self._withdraw()
+        self._committed = self._eager = ""
+        self._paused = self._vad_stopped = self._segment_final = False
+
+    async def handle_user_turn_started(self) -> None:
+        self._audio.restart(keep_secs=_PRE_SPEECH_SECS + self._vad.params.start_secs)
+        await self._reset()
+
+    async def handle_user_turn_stopped(self) -> None:
+        await self._reset()
+
+    async def cleanup(self) -> None:
+        """The call ends: nothing of this turn outlives it."""
+        await self._cancel_tasks()
+        await super().cleanup()
+
+
+def turn_strategies(
+    tuning: Tuning, vad: PauseAwareVAD, model: SmartTurnModel | None = None
+) -> UserTurnStrategies:
+    """The stop strategy TURN_DETECTION names (start: Pipecat's default, VAD or transcript)."""
+    from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+
+    if tuning.turn_detection == "silence":
+        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=tuning.turn_silence_secs)
+    elif tuning.turn_detection == "smart-turn":
+        analyzer = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=tuning.turn_stop_secs))
+        stop = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
+    else:
+        stop = HybridTurnStopStrategy(
+            vad=vad,
+            model=model or SmartTurnModel(),
+            policy=TurnPolicy(open_wait=tuning.turn_stop_secs),
+            early_secs=tuning.turn_early_secs,
+        )
+    return UserTurnStrategies(stop=[stop])

@@ -1,0 +1,189 @@
+"""Turn taking in a real Pipecat pipeline: the kit's Whisper service (real tiny.en) and the user
+aggregator with Silero VAD, Smart Turn v3 and the hybrid strategy, fed recorded speech at
+real-time pace. No servers: what leaves the aggregator is what the LLM would be asked.
+
+Behaviour, not time: a complete question is answered (speculatively, then confirmed) with one
+Whisper run; a question with a pause in the middle is answered once, whole; a caller who goes
+on after the answer was started speculatively has it withdrawn.
+"""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
+    InputAudioRawFrame,
+    LLMContextFrame,
+    TranscriptionFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.whisper.stt import WhisperSTTService
+from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.transcriptions.language import Language
+
+from bot.config import Settings
+from bot.stt import SharedWhisperSTTService, TurnDecoder
+from bot.tuning import tuning
+from bot.turns import PauseAwareVAD, turn_strategies
+from tests.support import FIXTURES, spoken, whisper, words
+
+pytestmark = pytest.mark.pipeline
+
+RATE = 16000
+FRAME = RATE // 50  # 20 ms
+
+
+class CountingDecoder(TurnDecoder):
+    """The shared decoder, counting how often Whisper runs."""
+
+    runs = 0
+
+    def transcribe(self, audio, language=None, **options):
+        CountingDecoder.runs += 1
+        return super().transcribe(audio, language, **options)
+
+
+class Tap(FrameProcessor):
+    """Keeps every frame passing between two processors (the aggregator consumes transcripts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list = []
+
+    async def process_frame(self, frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        self.seen.append(frame)
+        await self.push_frame(frame, direction)
+
+
+def recording(name: str) -> np.ndarray:
+    with wave.open(str(FIXTURES / "questions" / f"{name}.wav")) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def silence(secs: float) -> np.ndarray:
+    return np.zeros(int(secs * RATE), dtype="<i2")
+
+
+def trimmed(audio: np.ndarray) -> np.ndarray:
+    """`audio` from its first to its last sound (a recording's own silences removed)."""
+    loud = np.flatnonzero(np.abs(audio) > 0.02 * np.abs(audio).max())
+    return audio[loud[0] : loud[-1] + 1]
+
+
+def paced(*pieces: np.ndarray) -> list:
+    """Audio frames of 20 ms, each followed by 20 ms of waiting: real time, as a caller."""
+    pcm = np.concatenate([silence(0.3), *pieces, silence(1.8)])
+    frames = []
+    for start in range(0, len(pcm) - FRAME + 1, FRAME):
+        audio = pcm[start : start + FRAME].tobytes()
+        frames += [
+            InputAudioRawFrame(audio=audio, sample_rate=RATE, num_channels=1),
+            SleepFrame(0.02),
+        ]
+    return frames
+
+
+async def run_turn(frames: list, **overrides) -> tuple[list, list, LLMContext]:
+    """Run the frames through Whisper, then the user aggregator: (the frames from Whisper,
+    what the aggregator sends on, the conversation)."""
+    settings = Settings(_env_file=None, **overrides)
+    tune = tuning(settings)
+    vad = PauseAwareVAD(params=VADParams(stop_secs=tune.vad_stop_secs))
+    context = LLMContext([{"role": "system", "content": "You are a teacher."}])
+    user, _ = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad, user_turn_strategies=turn_strategies(tune, vad)
+        ),
+    )
+    stt = SharedWhisperSTTService(
+        decoder=CountingDecoder(whisper()),
+        settings=WhisperSTTService.Settings(model="tiny.en", language=Language.EN),
+        ttfs_p99_latency=0.5,
+    )
+    CountingDecoder.runs = 0
+    tap = Tap()
+    down, _ = await run_test(
+        Pipeline([stt, tap, user]),
+        frames_to_send=frames,
+        pipeline_params=PipelineParams(audio_in_sample_rate=RATE),
+    )
+    return tap.seen, down, context
+
+
+def of(frames: list, kind: type) -> list:
+    return [frame for frame in frames if isinstance(frame, kind)]
+
+
+def user_messages(context: LLMContext) -> list[str]:
+    return [m["content"] for m in context.messages if m["role"] == "user"]
+
+
+async def test_a_complete_question_is_answered_from_its_early_transcript():
+    heard, down, context = await run_turn(paced(recording("france")))
+    eager, final = of(heard, EagerTranscriptionFrame), of(heard, TranscriptionFrame)
+    assert len(eager) == 1 and len(final) == 1
+    assert eager[0].text == final[0].text  # the pause's transcript is the turn's
+    assert CountingDecoder.runs == 1, "the VAD's stop reused the early transcription"
+    inferences = of(down, LLMContextFrame)
+    assert [f.speculation for f in inferences] == [True], "answered once, speculatively"
+    assert not of(down, EagerEndOfTurnCancelFrame)
+    assert len(of(down, UserStoppedSpeakingFrame)) == 1
+    [question] = user_messages(context)
+    assert "capital" in words(question) and "france" in words(question)
+
+
+async def test_a_pause_mid_sentence_does_not_end_the_turn():
+    first = np.frombuffer(spoken("I was wondering,"), "<i2")
+    rest = np.frombuffer(spoken("what is a rainbow made of?"), "<i2")
+    frames = paced(first, silence(0.75), rest)
+    _, down, context = await run_turn(frames)
+    stops = [i for i, f in enumerate(down) if isinstance(f, UserStoppedSpeakingFrame)]
+    assert len(stops) == 1, "one turn, not two"
+    # The turn ends after the second half has been heard: its audio came through before.
+    audio_frames = [i for i, f in enumerate(down) if isinstance(f, InputAudioRawFrame)]
+    second_half_end = audio_frames[int((0.3 + (len(first) + len(rest)) / RATE + 0.75) * 50) - 1]
+    assert stops[0] > second_half_end
+    [question] = user_messages(context)
+    assert "wondering" in words(question) and "rainbow" in words(question), question
+
+
+async def test_going_on_after_a_speculative_answer_withdraws_it():
+    # A long VAD stop leaves time for the speculation to start at the pause: then the caller
+    # goes on, before the turn was ever confirmed.
+    frames = paced(trimmed(recording("sky")), silence(0.5), trimmed(recording("plants")))
+    _, down, context = await run_turn(frames, vad_stop_secs=0.8)
+    inferences = of(down, LLMContextFrame)
+    assert inferences[0].speculation and "sky" in words(
+        inferences[0].context.messages[-1]["content"]
+    )
+    assert of(down, EagerEndOfTurnCancelFrame), "the first answer was withdrawn"
+    cancel = next(i for i, f in enumerate(down) if isinstance(f, EagerEndOfTurnCancelFrame))
+    assert not [f for f in down[:cancel] if isinstance(f, UserStoppedSpeakingFrame)]
+    [question] = user_messages(context)
+    assert "sky" in words(question) and "plants" in words(question), question
+
+
+@pytest.mark.parametrize("name", ["france", "moon", "plants", "sky", "spider", "sum"])
+async def test_early_transcripts_are_the_batch_transcripts(name):
+    """On the kit's recordings the transcript read at the first pause is what Whisper makes of
+    the whole segment at the VAD's stop, word for word."""
+    heard, _, _ = await run_turn(paced(recording(name)))
+    [final] = of(heard, TranscriptionFrame)
+    audio = np.concatenate([silence(1.0), recording(name), silence(0.7)]).astype(np.float32)
+    (batch,), _ = TurnDecoder(whisper()).transcribe(audio / 32768, language="en")
+    assert words(final.text) == words(batch.text)

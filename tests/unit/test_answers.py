@@ -1,0 +1,79 @@
+"""AnswerGuard: answers for the ear, fed as an LLM streams them (in pieces of any size)."""
+
+import pytest
+
+from bot.answers import AnswerGuard
+
+
+def spoken(text: str, *, step: int, **limits) -> tuple[str, bool]:
+    guard = AnswerGuard(**limits)
+    out = "".join(guard.feed(text[i : i + step]) for i in range(0, len(text), step))
+    return (out + guard.flush()).strip(), guard.stopped
+
+
+STEPS = [1, 3, 7, 1000]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_short_answer_passes_whole(step):
+    text = "Bees make honey from nectar. They keep it in wax cells. Isn't that sweet?"
+    assert spoken(text, step=step) == (text, False)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_at_most_three_sentences(step):
+    text = "One fish swims. Two fish dive. Three fish rest. Four fish sleep."
+    assert spoken(text, step=step) == ("One fish swims. Two fish dive. Three fish rest.", True)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_sentence_said_before_ends_the_answer(step):
+    text = "They're called cats. They're the cat. They're the cat. They're the cat."
+    assert spoken(text, step=step) == ("They're called cats. They're the cat.", True)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_first_sentence_going_round_in_circles_is_cut_where_it_repeats(step):
+    text = "The moon shines with the light that makes up the light of the moon and the light that makes up the light of the moon"
+    out, stopped = spoken(text, step=step)
+    assert (
+        stopped
+        and out
+        == "The moon shines with the light that makes up the light of the moon and the light that"
+    )
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_later_sentence_that_repeats_an_earlier_phrase_is_dropped(step):
+    text = "Plants need light to grow. Water helps too. Plants need light to grow tall."
+    assert spoken(text, step=step) == ("Plants need light to grow. Water helps too.", True)
+
+
+def test_the_word_budget_ends_on_a_whole_sentence():
+    text = (
+        "Stars are suns. "
+        + "They are very far away from us in space. " * 1
+        + "Some are bigger than ours."
+    )
+    assert spoken(text, step=5, max_words=12) == (
+        "Stars are suns. They are very far away from us in space.",
+        True,
+    )
+
+
+def test_the_first_sentence_streams_before_it_ends():
+    guard = AnswerGuard()
+    assert guard.feed("Bees make hon") == "Bees make "  # a word still being written waits
+    assert guard.feed("ey by collecting") == "honey by "
+    assert guard.feed(" nectar.") == "collecting "
+    assert guard.feed(" They fly") == "nectar. "  # later sentences wait for their end
+    assert guard.feed(" far.") == ""
+    assert guard.flush() == "They fly far."
+
+
+def test_reset_starts_a_new_answer():
+    guard = AnswerGuard(max_sentences=1)
+    guard.feed("One. Two. ")
+    assert guard.stopped
+    guard.reset()
+    assert not guard.stopped and guard.feed("Three") == "" and guard.flush() == "Three"

@@ -1,0 +1,68 @@
+"""The hybrid turn policy: what the transcript's end says, weighed with Smart Turn's
+probability; and the seed's tuning next to the kit's."""
+
+import pytest
+
+from bot.config import Settings
+from bot.tuning import tuning
+from bot.turns import Cue, TurnPolicy, cue
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Why is the sky blue?", Cue.ASKED),
+        ("Tell me a joke!", Cue.ASKED),
+        ("Tell me about frogs.", Cue.SAID),
+        ("I was wondering,", Cue.TRAILING),
+        ("So my question is...", Cue.TRAILING),
+        ("Well —", Cue.TRAILING),
+        ("", Cue.TRAILING),
+        ("What is the biggest animal in the", Cue.DANGLING),
+        ("Can you tell me about um.", Cue.DANGLING),
+        ("how far away is the sun", Cue.BARE),
+        ('"Is it raining?"', Cue.ASKED),
+    ],
+)
+def test_the_end_of_a_transcript_is_classified(text, expected):
+    assert cue(text) is expected
+
+
+def test_a_question_ends_the_turn_whatever_smart_turn_thinks():
+    assert TurnPolicy().wait("Why is the sky blue?", 0.01) == 0
+
+
+def test_a_sentence_left_open_waits_the_longest_whatever_the_model_says():
+    policy = TurnPolicy(open_wait=1.5)
+    assert policy.wait("I was wondering,", 0.99) == 1.5
+    assert not policy.may_speculate("I was wondering,", 0.99)
+
+
+@pytest.mark.parametrize(
+    ("text", "sure", "unsure"),
+    [("Tell me about frogs.", 0.35, 0.2), ("tell me about frogs", 0.65, 0.5)],
+)
+def test_without_a_question_mark_the_model_decides(text, sure, unsure):
+    policy = TurnPolicy(open_wait=1.5, unsure_wait=1.0)
+    assert policy.wait(text, sure) == 0
+    assert policy.wait(text, unsure) == 1.0
+    assert policy.may_speculate(text, unsure), "a short wait is worth answering ahead of"
+
+
+def test_a_dangling_word_needs_a_confident_model():
+    policy = TurnPolicy(open_wait=1.5)
+    assert policy.wait("I want to know about the", 0.6) == 1.5
+    assert policy.wait("I want to know about the", 0.9) == 0
+
+
+def test_the_seed_profile_is_the_seeds_configuration_whatever_the_settings():
+    settings = Settings(_env_file=None, vad_stop_secs=0.15, turn_detection="silence")
+    seed = tuning(settings, "seed")
+    assert (seed.vad_stop_secs, seed.turn_detection, seed.turn_stop_secs) == (
+        0.5,
+        "smart-turn",
+        1.5,
+    )
+    assert not seed.trim_window and seed.stock_tts
+    kit = tuning(settings)
+    assert (kit.vad_stop_secs, kit.turn_detection, kit.stock_tts) == (0.15, "silence", False)
