@@ -13,9 +13,11 @@ One turn, from the caller's last word (T):
 - With both, and text that does not sound unfinished, the LLM starts on that transcript; Pipecat's
   speculation gate holds its answer back until the turn is confirmed.
 - T + VAD_STOP_SECS (the VAD's stop): the committed transcript is the early one, reused if nothing
-  was said since. `TurnPolicy` decides: end now (the held answer is released at once), or wait a
-  little longer. Speech before the decision withdraws the speculative answer (and frees its
-  llama.cpp slot): the caller never hears it.
+  was said since. `TurnPolicy` decides: end now (the held answer is released at once), or wait
+  longer, scoring the turn again every `rescore_secs` as the silence grows (Smart Turn grows
+  surer of a finished sentence with every tenth of a second of silence after it). Speech before
+  the decision withdraws the speculative answer (and frees its llama.cpp slot): the caller never
+  hears it.
 """
 
 from __future__ import annotations
@@ -109,13 +111,17 @@ class TurnPolicy:
         self.said_probability = 0.3  # a full stop, and the model does not object strongly
         self.bare_probability = 0.6  # no punctuation: the model decides
         self.dangling_probability = 0.85  # only a confident model overrides a dangling word
+        # Whisper also writes "..." where a slow voice trails off at the end of a question; the
+        # model, scored again as the silence grows, is then all but certain (0.97 against at
+        # most 0.3 for a real half-sentence on the varied set).
+        self.trailing_probability = 0.95
         self.rescore_secs = 0.15  # while waiting, score the turn again this often
 
     def wait(self, text: str, probability: float) -> float:
         """Seconds of further silence before the turn ends; 0 ends it now."""
         match cue(text):
             case Cue.TRAILING:
-                return self.open_wait
+                return 0.0 if probability >= self.trailing_probability else self.open_wait
             case Cue.ASKED:
                 return 0.0
             case Cue.DANGLING:

@@ -187,16 +187,28 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
         w.writeframes((audio * 32767).astype("<i2").tobytes())
 
 
-def make(out: Path = OUT) -> list[dict]:
-    """Write every question's WAV (unless already there) and the manifest; returns it."""
+def make(out: Path = OUT, names: list[str] | None = None) -> list[dict]:
+    """Write the questions' WAVs (all, or those `names`) and the manifest; returns it. A WAV
+    already there is kept if the manifest says it was made from the same description."""
+    unknown = set(names or ()) - {q.name for q in QUESTIONS}
+    if unknown:
+        raise SystemExit(f"no question named {', '.join(sorted(unknown))}")
     out.mkdir(parents=True, exist_ok=True)
+    listed = out / "questions.json"
+    before = {q["name"]: q for q in json.loads(listed.read_text())} if listed.exists() else {}
     manifest = []
     for seed, question in enumerate(QUESTIONS):
+        if names and question.name not in names:
+            continue
         path = out / f"{question.name}.wav"
-        if not path.exists():
+        entry = json.loads(json.dumps({**asdict(question), "text": question.text}))
+        entry["file"] = path.name
+        if not path.exists() or before.get(question.name) != entry:
             write_wav(path, render(question, seed))
-        manifest.append({**asdict(question), "text": question.text, "file": path.name})
-    (out / "questions.json").write_text(json.dumps(manifest, indent=2))
+        manifest.append(entry)
+    # The folder's manifest lists every question made there, these and earlier ones.
+    made = {**before, **{q["name"]: q for q in manifest}}
+    listed.write_text(json.dumps([made[q.name] for q in QUESTIONS if q.name in made], indent=2))
     return manifest
 
 
