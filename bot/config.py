@@ -78,6 +78,10 @@ class Settings(BaseSettings):
         "EMPTY", description="Bearer token for vLLM --api-key; 'EMPTY' for none"
     )
     llm_max_tokens: int = Field(120, ge=1, le=4096)
+    # A hung server (a stopped process, a stuck GPU) counts as down after this much silence.
+    llm_timeout_secs: float = Field(
+        8.0, gt=0, le=600, description="longest wait for the LLM's first token, or between two"
+    )
     # Sampling, sent to every server (Ollama, vLLM and llama.cpp all read these OpenAI fields).
     llm_temperature: float = Field(0.5, ge=0, le=2)
     llm_frequency_penalty: float = Field(0.5, ge=-2, le=2)
@@ -85,6 +89,12 @@ class Settings(BaseSettings):
 
     # Text to speech (the kit's XTTS-contract server)
     xtts_base_url: str = "http://127.0.0.1:8001"
+    tts_timeout_secs: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="longest wait for the TTS server's first audio, or between two",
+    )
     tts_voice: str = Field("", description="Studio speaker name; empty = the server's first voice")
     tts_language: str = "en"
 
@@ -102,6 +112,8 @@ class Settings(BaseSettings):
     bot_ice_servers: list[IceServer] = Field(default_factory=list)
     # The page falls back to the WebSocket transport when WebRTC has not connected by then.
     bot_webrtc_timeout_ms: int = Field(5000, ge=500, le=60000)
+    # The health checks of the LLM and TTS servers (/ready, and watching a failed one come back)
+    bot_probe_timeout_secs: float = Field(3.0, gt=0, le=60)
     # Phone calls (Twilio). PUBLIC_URL is the address Twilio uses (a tunnel or Modal URL): webhook
     # signatures are checked against it, since proxies change what the server itself sees.
     public_url: str = ""

@@ -6,12 +6,13 @@ import aiohttp
 
 from bot.config import Settings
 
-_TIMEOUT = aiohttp.ClientTimeout(total=3)
 
-
-async def _probe(session: aiohttp.ClientSession, url: str, what: str, **kwargs) -> str | None:
+async def _probe(
+    session: aiohttp.ClientSession, settings: Settings, url: str, what: str, **kwargs
+) -> str | None:
+    timeout = aiohttp.ClientTimeout(total=settings.bot_probe_timeout_secs)
     try:
-        async with session.get(url, timeout=_TIMEOUT, **kwargs) as response:
+        async with session.get(url, timeout=timeout, **kwargs) as response:
             if response.status == 200:
                 return None
             return f"{what} answered {response.status} at {url}"
@@ -22,12 +23,13 @@ async def _probe(session: aiohttp.ClientSession, url: str, what: str, **kwargs) 
 async def probe_llm(session: aiohttp.ClientSession, settings: Settings) -> str | None:
     """The LLM server lists its models (OpenAI-compatible `GET /models`)."""
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
-    return await _probe(session, f"{settings.llm_base_url}/models", "LLM server", headers=headers)
+    url = f"{settings.llm_base_url}/models"
+    return await _probe(session, settings, url, "LLM server", headers=headers)
 
 
 async def probe_tts(session: aiohttp.ClientSession, settings: Settings) -> str | None:
     """The TTS server has its engine loaded."""
-    return await _probe(session, f"{settings.xtts_base_url}/ready", "TTS server")
+    return await _probe(session, settings, f"{settings.xtts_base_url}/ready", "TTS server")
 
 
 PROBES = {"llm": probe_llm, "tts": probe_tts}

@@ -1,12 +1,19 @@
-"""The bot's LLM client: any OpenAI-compatible server, answers cut by `AnswerGuard`.
+"""The bot's LLM client: any OpenAI-compatible server, answers cut by `AnswerGuard`, and a
+deadline on every answer.
 
 When the guard ends an answer, the stream is closed at once: the server stops generating (a
 llama.cpp slot, an Ollama or vLLM request freed), rather than writing on to the token limit
 while the CPU is needed for speech.
+
+A server that sends nothing for LLM_TIMEOUT_SECS (before the first token, or between two) is
+treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
+has moved on, and the failure reaches the call like a refused connection would (an apology, one
+message to the page, a watch for its return).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from loguru import logger
@@ -20,12 +27,56 @@ class _AnswerEnded(Exception):
     """The guard has ended the answer; raised through the stream to close it."""
 
 
-class KitLLMService(OpenAILLMService):
-    """`OpenAILLMService` whose answers pass through an `AnswerGuard`."""
+class LLMStalled(Exception):
+    """The LLM server went quiet for longer than its deadline."""
 
-    def __init__(self, *, guard: AnswerGuard, **kwargs: Any):
+
+class _Deadline:
+    """A chunk stream whose every next chunk must come within `secs`."""
+
+    def __init__(self, stream: Any, secs: float):
+        self._stream = stream
+        self._chunks = stream.__aiter__()
+        self._secs = secs
+        self._closed = False
+
+    def __aiter__(self) -> _Deadline:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await asyncio.wait_for(self._chunks.__anext__(), self._secs)
+        except TimeoutError:
+            raise LLMStalled(f"the language model sent nothing for {self._secs:g} s") from None
+
+    async def aclose(self) -> None:
+        """Close the HTTP stream (once, however often the caller asks)."""
+        if self._closed:
+            return
+        self._closed = True
+        if hasattr(self._chunks, "aclose"):
+            await self._chunks.aclose()
+        await self._stream.close()
+
+
+class KitLLMService(OpenAILLMService):
+    """`OpenAILLMService` whose answers pass through an `AnswerGuard`, under a deadline."""
+
+    def __init__(self, *, guard: AnswerGuard, timeout_secs: float, **kwargs: Any):
         super().__init__(**kwargs)
         self._guard = guard
+        self._timeout_secs = timeout_secs
+
+    async def get_chat_completions(self, context: LLMContext) -> Any:
+        try:
+            stream = await asyncio.wait_for(
+                super().get_chat_completions(context), self._timeout_secs
+            )
+        except TimeoutError:
+            raise LLMStalled(
+                f"the language model did not answer within {self._timeout_secs:g} s"
+            ) from None
+        return _Deadline(stream, self._timeout_secs)
 
     async def _process_context(self, context: LLMContext) -> None:
         self._guard.reset()

@@ -152,9 +152,13 @@ async def run_call(
     async def on_pipeline_error(_worker, frame: ErrorFrame) -> None:
         service = services.get(frame.processor, "bot")
         report.errors.append(f"{service}: {frame.error}")
+        if service in outages:
+            # One message per outage: the page has been told, and hears when it is over.
+            logger.debug(f"[{call_id}] {service} still failing: {frame.error}")
+            return
         logger.warning(f"[{call_id}] {service} failed: {frame.error}")
         await tell_page({"type": "error", "service": service, "message": frame.error})
-        if service in PROBES and service not in outages:
+        if service in PROBES:
             outages[service] = asyncio.create_task(watch_recovery(service, frame.processor))
             if service in _APOLOGY:
                 await worker.queue_frame(TTSSpeakFrame(_APOLOGY[service], append_to_context=False))

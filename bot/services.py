@@ -49,6 +49,7 @@ def make_llm(settings: Settings) -> KitLLMService:
             max_words=settings.bot_max_answer_words,
             max_sentences=settings.bot_max_answer_sentences,
         ),
+        timeout_secs=settings.llm_timeout_secs,
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key,
         settings=KitLLMService.Settings(
@@ -98,4 +99,5 @@ def make_tts(
         voice=options.voice,
         language=options.language,
         session=session,
+        timeout_secs=settings.tts_timeout_secs,
     )

@@ -27,6 +27,11 @@ class TTSServerUnavailable(Exception):
     """The TTS server could not be reached or refused the studio-speaker lookup."""
 
 
+def _dropped(error: Exception) -> bool:
+    """The connection failed or closed under the request (not a timeout, not a refusal)."""
+    return isinstance(error, aiohttp.ClientConnectionError) and not isinstance(error, TimeoutError)
+
+
 class KitTTSService(TTSService):
     """Streams speech from a server speaking `/studio_speakers` + `/tts_stream`."""
 
@@ -37,9 +42,12 @@ class KitTTSService(TTSService):
         voice: str,
         language: str,
         session: aiohttp.ClientSession,
+        timeout_secs: float = 5.0,
         **kwargs: Any,
     ):
-        """`voice` is a studio-speaker name; empty picks the server's first voice."""
+        """`voice` is a studio-speaker name; empty picks the server's first voice. A server
+        that sends nothing for `timeout_secs` (no first audio, or a stream that stops) counts as
+        unreachable: the request is dropped, so audio it sends late is never played."""
         super().__init__(
             sample_rate=SERVER_RATE,
             push_start_frame=True,
@@ -57,7 +65,9 @@ class KitTTSService(TTSService):
         self._voice = voice
         self._language = language
         self._session = session
+        self._timeout = aiohttp.ClientTimeout(sock_connect=timeout_secs, sock_read=timeout_secs)
         self._latents: dict[str, Any] | None = None
+        self._failed_contexts: set[str] = set()  # failures already reported in words
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -67,14 +77,15 @@ class KitTTSService(TTSService):
         if self._latents is not None:
             return self._latents
         try:
-            async with self._session.get(f"{self._base_url}/studio_speakers") as response:
+            url = f"{self._base_url}/studio_speakers"
+            async with self._session.get(url, timeout=self._timeout) as response:
                 if response.status != 200:
                     raise TTSServerUnavailable(
                         f"TTS server answered {response.status} for its voices"
                     )
                 speakers: dict[str, Any] = await response.json()
-        except aiohttp.ClientError as error:
-            raise TTSServerUnavailable(f"TTS server unreachable at {self._base_url}") from error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise TTSServerUnavailable(self._unreachable(error)) from error
         if not speakers:
             raise TTSServerUnavailable("TTS server offers no voices")
         if not self._voice:
@@ -92,6 +103,7 @@ class KitTTSService(TTSService):
         try:
             latents = await self._speaker_latents()
         except TTSServerUnavailable as error:
+            self._failed_contexts.add(context_id)
             yield ErrorFrame(error=str(error), category=ErrorCategory.CONNECTIVITY)
             return
         payload = {
@@ -102,31 +114,61 @@ class KitTTSService(TTSService):
             "add_wav_header": False,
             "stream_chunk_size": 20,
         }
-        try:
-            async with self._session.post(f"{self._base_url}/tts_stream", json=payload) as response:
-                if response.status != 200:
-                    detail = (await response.text())[:300]
-                    if response.status == 400:
-                        # The server may have restarted with other voices: look them up again.
-                        self._latents = None
-                    yield ErrorFrame(
-                        error=f"TTS server refused the text ({response.status}): {detail}"
-                    )
-                    return
-                await self.start_tts_usage_metrics(text)
-                pending = b""
-                async for chunk in response.content.iter_any():
-                    await self.stop_ttfb_metrics()
-                    pending += chunk
-                    usable = len(pending) - len(pending) % 2  # whole 16-bit samples only
-                    if usable:
-                        yield TTSAudioRawFrame(
-                            pending[:usable], SERVER_RATE, 1, context_id=context_id
-                        )
-                        pending = pending[usable:]
-        except aiohttp.ClientError as error:
-            self._latents = None
-            yield ErrorFrame(
-                error=f"TTS server unreachable at {self._base_url} ({error.__class__.__name__})",
-                category=ErrorCategory.CONNECTIVITY,
-            )
+        for attempt in (1, 2):
+            heard = False
+            try:
+                async for frame in self._stream(payload, text, context_id):
+                    heard = heard or isinstance(frame, TTSAudioRawFrame)
+                    if isinstance(frame, ErrorFrame):  # refused: reported in words
+                        self._failed_contexts.add(context_id)
+                    yield frame
+                return
+            except (aiohttp.ClientError, TimeoutError) as error:
+                if attempt == 1 and not heard and _dropped(error):
+                    # A keep-alive connection the server had already closed: a fresh one works.
+                    logger.debug(f"{self}: connection dropped before any audio; trying again")
+                    continue
+                self._latents = None
+                self._failed_contexts.add(context_id)
+                yield ErrorFrame(
+                    error=self._unreachable(error), category=ErrorCategory.CONNECTIVITY
+                )
+                return
+
+    async def _stream(
+        self, payload: dict[str, Any], text: str, context_id: str
+    ) -> AsyncGenerator[Frame, None]:
+        """One `/tts_stream` request: its audio in whole samples, or the refusal in words."""
+        url = f"{self._base_url}/tts_stream"
+        async with self._session.post(url, json=payload, timeout=self._timeout) as response:
+            if response.status != 200:
+                detail = (await response.text())[:300]
+                if response.status == 400:
+                    # The server may have restarted with other voices: look them up again.
+                    self._latents = None
+                yield ErrorFrame(error=f"TTS server refused the text ({response.status}): {detail}")
+                return
+            await self.start_tts_usage_metrics(text)
+            pending = b""
+            async for chunk in response.content.iter_any():
+                await self.stop_ttfb_metrics()
+                pending += chunk
+                usable = len(pending) - len(pending) % 2  # whole 16-bit samples only
+                if usable:
+                    yield TTSAudioRawFrame(pending[:usable], SERVER_RATE, 1, context_id=context_id)
+                    pending = pending[usable:]
+
+    async def _record_context_audio_outcome(self, context_id: str, received_audio: bool) -> None:
+        # Pipecat reports a context that ends without audio as an error of its own; when the
+        # context's request failed, that failure was reported already (once per outage).
+        if context_id in self._failed_contexts:
+            self._failed_contexts.discard(context_id)
+            if not received_audio:
+                return
+        await super()._record_context_audio_outcome(context_id, received_audio)
+
+    def _unreachable(self, error: Exception) -> str:
+        if isinstance(error, TimeoutError):
+            secs = self._timeout.sock_read
+            return f"TTS server at {self._base_url} sent nothing for {secs:g} s"
+        return f"TTS server unreachable at {self._base_url} ({error.__class__.__name__})"

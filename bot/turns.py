@@ -66,6 +66,7 @@ class Cue(Enum):
 
     ASKED = "asked"  # a question or exclamation mark: finished
     SAID = "said"  # a full stop: probably finished
+    OPENING = "opening"  # "I was wondering", "Can you tell me": the question is still to come
     TRAILING = "trailing"  # a comma, dash or ellipsis: the caller is mid-sentence
     DANGLING = "dangling"  # ends on a word few sentences end on ("and", "the", "is", "um")
     BARE = "bare"  # no punctuation: the transcript alone cannot tell
@@ -83,16 +84,27 @@ DANGLING = frozenset(
     }
 )
 _TRAILING = (",", ";", ":", "-", "—", "–", "…", "...")
+# Openings that announce the question still to come. Said alone, with whatever punctuation
+# Whisper gives them ("I was wondering." is common), the caller has not finished, whatever Smart
+# Turn says (p 0.6 seen for "I was wondering", 0.96 for "Can you tell me" on synthetic voices).
+PREAMBLES = (
+    *("i was wondering", "i am wondering", "i'm wondering", "i wonder"),
+    *("my question is", "the question is", "i have a question", "let me ask you"),
+    *("i want to know", "i'd like to know", "i would like to know"),
+    *("can you tell me", "could you tell me", "tell me"),
+)
 
 
 def cue(text: str) -> Cue:
     """Classify the end of a transcript."""
     text = text.strip().strip("\"'")
+    words = re.findall(r"[a-z']+", text.lower())
+    if (" " + " ".join(words[-5:])).endswith(tuple(f" {p}" for p in PREAMBLES)):
+        return Cue.OPENING
     if not text or text.endswith(_TRAILING):
         return Cue.TRAILING
     if text.endswith(("?", "!")):
         return Cue.ASKED
-    words = re.findall(r"[a-z']+", text.lower())
     if words and words[-1] in DANGLING:
         return Cue.DANGLING
     return Cue.SAID if text.endswith(".") else Cue.BARE
@@ -120,6 +132,8 @@ class TurnPolicy:
     def wait(self, text: str, probability: float) -> float:
         """Seconds of further silence before the turn ends; 0 ends it now."""
         match cue(text):
+            case Cue.OPENING:
+                return self.open_wait
             case Cue.TRAILING:
                 return 0.0 if probability >= self.trailing_probability else self.open_wait
             case Cue.ASKED:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import time
 
 import pytest
 
@@ -121,6 +124,75 @@ async def test_tts_down_then_back():
                 )
                 assert back[0]["service"] == "tts"
                 await assert_answered(caller)
+        finally:
+            await caller.close()
+
+
+@pytest.mark.parametrize("service", ["llm", "tts"])
+async def test_a_hung_dependency_counts_as_down_and_nothing_late_is_spoken(service):
+    """The server's process stopped (SIGSTOP), not killed: it accepts connections and answers
+    nothing. Within its deadline the call treats it as down (one message to the page; for the
+    LLM, the apology); when it resumes, what it writes for the abandoned request is never heard."""
+    label = f"{service}-hung"
+    llm_port, tts_port, bot_port = free_port(), free_port(), free_port()
+    env = stack_env(llm_port, tts_port, bot_port)
+    deadlines = {"LLM_TIMEOUT_SECS": "2", "TTS_TIMEOUT_SECS": "2", "BOT_PROBE_TIMEOUT_SECS": "1"}
+    bot_url = f"http://127.0.0.1:{bot_port}"
+    with contextlib.ExitStack() as processes:
+        servers = {
+            "llm": processes.enter_context(llm_server(llm_port, env["llm"], label)),
+            "tts": processes.enter_context(tts_server(tts_port, env["tts"], label)),
+        }
+        processes.enter_context(
+            server_process(
+                ["-m", "bot"],
+                env={**env["bot"], **deadlines},
+                ready_url=f"{bot_url}/ready",
+                name=f"{label}-bot",
+            )
+        )
+        hung = servers[service].pid
+        caller = Caller(bot_url)
+        await caller.connect()
+        try:
+            await caller.wait_for(
+                lambda: caller.of_type("bot-stopped-speaking"), 60, "the greeting"
+            )
+            await caller.wait_for(lambda: not caller.bot_speaking(), 30, "quiet")
+            stops = len(caller.of_type("bot-stopped-speaking"))
+            os.kill(hung, signal.SIGSTOP)
+            processes.callback(os.kill, hung, signal.SIGCONT)  # never leave it stopped
+            caller.mic.say(QUESTION)
+            errors = await caller.wait_for(
+                lambda: caller.server_messages("error"), 30, f"the {service} error"
+            )
+            assert errors[0]["service"] == service
+            assert (
+                "sent nothing" in errors[0]["message"] or "did not answer" in errors[0]["message"]
+            )
+            if service == "llm":
+                await caller.wait_for(
+                    lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 30, "the apology"
+                )
+                apology = transcribe(caller.audio_between(caller.mic.speech_end()), 48000)
+                assert "sorry" in apology, apology
+            # The outage lasts a while: the rest of the answer meets the stopped server too.
+            outage = time.monotonic()
+            await caller.wait_for(lambda: time.monotonic() > outage + 4, 10, "the outage")
+            await caller.wait_for(lambda: not caller.bot_speaking(), 30, "quiet")
+
+            os.kill(hung, signal.SIGCONT)
+            back = await caller.wait_for(
+                lambda: caller.server_messages("recovered"), 30, "recovery"
+            )
+            assert back[0]["service"] == service
+            resumed = time.monotonic()
+            # The resumed server finishes the abandoned request: none of it reaches the caller.
+            await caller.wait_for(lambda: time.monotonic() > resumed + 4, 10, "four seconds")
+            assert rms(caller.audio_between(resumed)) < 0.003, "a late answer was spoken"
+            errors = [m for m in caller.server_messages("error") if m["service"] == service]
+            assert len(errors) == 1, f"one message per outage, not per request: {errors}"
+            await assert_answered(caller)
         finally:
             await caller.close()
 

@@ -14,14 +14,20 @@ from bot.turns import Cue, TurnPolicy, cue
         ("Why is the sky blue?", Cue.ASKED),
         ("Tell me a joke!", Cue.ASKED),
         ("Tell me about frogs.", Cue.SAID),
-        ("I was wondering,", Cue.TRAILING),
-        ("So my question is...", Cue.TRAILING),
+        ("I was wondering,", Cue.OPENING),
+        ("So my question is...", Cue.OPENING),
+        ("Well, it is blue and...", Cue.TRAILING),
         ("Well —", Cue.TRAILING),
         ("", Cue.TRAILING),
         ("What is the biggest animal in the", Cue.DANGLING),
         ("Can you tell me about um.", Cue.DANGLING),
         ("how far away is the sun", Cue.BARE),
         ('"Is it raining?"', Cue.ASKED),
+        ("I was wondering.", Cue.OPENING),
+        ("So, my question is.", Cue.OPENING),
+        ("Can you tell me?", Cue.OPENING),
+        ("Can you tell me why the sky is blue?", Cue.ASKED),
+        ("I wonder why cats purr.", Cue.SAID),
     ],
 )
 def test_the_end_of_a_transcript_is_classified(text, expected):
@@ -34,8 +40,8 @@ def test_a_question_ends_the_turn_whatever_smart_turn_thinks():
 
 def test_a_sentence_left_open_waits_the_longest_unless_the_model_is_all_but_certain():
     policy = TurnPolicy(open_wait=1.5)
-    assert policy.wait("I was wondering,", 0.9) == 1.5
-    assert not policy.may_speculate("I was wondering,", 0.9)
+    assert policy.wait("The sky is blue and,", 0.9) == 1.5
+    assert not policy.may_speculate("The sky is blue and,", 0.9)
     assert policy.wait("What is seven times it...", 0.97) == 0
 
 
@@ -48,6 +54,12 @@ def test_without_a_question_mark_the_model_decides(text, sure, unsure):
     assert policy.wait(text, sure) == 0
     assert policy.wait(text, unsure) == 1.0
     assert policy.may_speculate(text, unsure), "a short wait is worth answering ahead of"
+
+
+def test_an_opening_waits_for_the_question_however_sure_the_model_is():
+    policy = TurnPolicy(open_wait=1.5)
+    assert policy.wait("I was wondering.", 0.99) == 1.5
+    assert not policy.may_speculate("Can you tell me?", 0.99)
 
 
 def test_a_dangling_word_needs_a_confident_model():
