@@ -146,10 +146,13 @@ class SharedWhisperSTTService(WhisperSTTService):
             raise ValueError(unsupported)
 
     async def cleanup(self) -> None:
-        if self._early is not None:
-            await self.cancel_task(self._early.task)
-            self._early = None
+        await self._drop_early()
         await super().cleanup()
+
+    async def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            await self.cancel_task(early.task)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -157,8 +160,7 @@ class SharedWhisperSTTService(WhisperSTTService):
             await self._transcribe_early()
 
     async def _transcribe_early(self) -> None:
-        if self._early is not None:
-            await self.cancel_task(self._early.task)
+        await self._drop_early()
         pcm = bytes(self._audio_buffer)
         self._early = _Early(pcm, self.create_task(self._early_frames(pcm)))
 
@@ -173,12 +175,12 @@ class SharedWhisperSTTService(WhisperSTTService):
         return frames
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        early, self._early = self._early, None
+        early = self._early
         if early is not None and early.covers(audio, len(self._trailing_silence())):
+            self._early = None
             for frame in await early.task:
                 yield frame
             return
-        if early is not None:
-            await self.cancel_task(early.task)
+        await self._drop_early()
         async for frame in super().run_stt(audio):
             yield frame
