@@ -68,6 +68,9 @@ class KitTTSService(TTSService):
         self._timeout = aiohttp.ClientTimeout(sock_connect=timeout_secs, sock_read=timeout_secs)
         self._latents: dict[str, Any] | None = None
         self._failed_contexts: set[str] = set()  # failures already reported in words
+        # The answer whose speech failed part-way: the rest of it is not spoken, since a caller
+        # who missed a sentence would hear the answer resume mid-thought once the server is back.
+        self._cut_short: str | None = None
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -100,10 +103,13 @@ class KitTTSService(TTSService):
         return self._latents
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        if context_id == self._cut_short:
+            logger.debug(f"{self}: not speaking the rest of an answer whose speech failed")
+            return
         try:
             latents = await self._speaker_latents()
         except TTSServerUnavailable as error:
-            self._failed_contexts.add(context_id)
+            self._fail(context_id)
             yield ErrorFrame(error=str(error), category=ErrorCategory.CONNECTIVITY)
             return
         payload = {
@@ -120,7 +126,7 @@ class KitTTSService(TTSService):
                 async for frame in self._stream(payload, text, context_id):
                     heard = heard or isinstance(frame, TTSAudioRawFrame)
                     if isinstance(frame, ErrorFrame):  # refused: reported in words
-                        self._failed_contexts.add(context_id)
+                        self._fail(context_id)
                     yield frame
                 return
             except (aiohttp.ClientError, TimeoutError) as error:
@@ -129,11 +135,15 @@ class KitTTSService(TTSService):
                     logger.debug(f"{self}: connection dropped before any audio; trying again")
                     continue
                 self._latents = None
-                self._failed_contexts.add(context_id)
+                self._fail(context_id)
                 yield ErrorFrame(
                     error=self._unreachable(error), category=ErrorCategory.CONNECTIVITY
                 )
                 return
+
+    def _fail(self, context_id: str) -> None:
+        self._failed_contexts.add(context_id)
+        self._cut_short = context_id
 
     async def _stream(
         self, payload: dict[str, Any], text: str, context_id: str

@@ -1,0 +1,175 @@
+"""The bot's TTS client (`KitTTSService`) in a real Pipecat pipeline against the real TTS server
+(hibari) as a process: answers arrive as LLM text does, and the server is stopped, resumed and
+restarted between and inside them. Whisper judges what was said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from pipecat.frames.frames import (
+    DataFrame,
+    ErrorFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.tests.utils import SleepFrame, run_test
+
+from bot.tts import SERVER_RATE, KitTTSService
+from tests.support import free_port, server_process, transcribe
+
+pytestmark = pytest.mark.pipeline
+
+FIRST = "Apples grow on tall green trees."
+REST = ("Bananas are long and yellow.", "Cherries are small and red.")
+SECOND = "Dogs like to run in the park."
+
+
+@dataclass
+class Server:
+    """The TTS server process on a fixed port, which the test may stop, resume or replace."""
+
+    port: int
+    procs: list = field(default_factory=list)
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {"TTS_ENGINE": "hibari", "TTS_PORT": str(self.port), "TTS_HOST": "127.0.0.1"}
+        name = f"tts-client-{len(self.procs)}"
+        proc = self.stack.enter_context(
+            server_process(["-m", "xtts"], env=env, ready_url=f"{self.url}/ready", name=name)
+        )
+        # Never leave a stopped server behind, whatever the test did to it.
+        self.stack.callback(lambda: proc.poll() is None and os.kill(proc.pid, signal.SIGCONT))
+        self.procs.append(proc)
+
+    def replace(self) -> None:
+        """Stop the server and start a new one on the same port (a restart, as Docker does)."""
+        self.procs[-1].terminate()
+        self.procs[-1].wait(10)
+        self.start()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    server = Server(free_port())
+    with server.stack:
+        server.start()
+        yield server
+
+
+@dataclass
+class Act(DataFrame):
+    """Something done to the server when this frame reaches the TTS, in order with the text."""
+
+    action: object = None
+
+
+class Actor(FrameProcessor):
+    async def process_frame(self, frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, Act):
+            await asyncio.to_thread(frame.action)
+        else:
+            await self.push_frame(frame, direction)
+
+
+def answer(*sentences: str) -> list:
+    """An LLM response streamed a few words at a time, as llama.cpp streams it."""
+    frames: list = [LLMFullResponseStartFrame()]
+    for sentence in sentences:
+        for word in sentence.split():
+            frames.append(LLMTextFrame(f"{word} "))
+    return [*frames, LLMFullResponseEndFrame()]
+
+
+async def speak(server: Server, frames: list) -> tuple[dict[str, bytes], list[ErrorFrame]]:
+    """Run the frames through Actor → KitTTSService: the audio per answer, and the errors."""
+    async with aiohttp.ClientSession() as session:
+        tts = KitTTSService(
+            base_url=server.url, voice="", language="en", session=session, timeout_secs=1.0
+        )
+        down, up = await run_test(Pipeline([Actor(), tts]), frames_to_send=frames)
+    audio: dict[str, bytes] = {}
+    for frame in down:
+        if isinstance(frame, TTSAudioRawFrame):
+            assert frame.sample_rate == SERVER_RATE
+            audio[frame.context_id] = audio.get(frame.context_id, b"") + frame.audio
+    return audio, [f for f in [*down, *up] if isinstance(f, ErrorFrame)]
+
+
+def heard(audio: dict[str, bytes]) -> list[str]:
+    """What Whisper hears in each answer, in the order the answers were spoken."""
+    return [transcribe(pcm, SERVER_RATE) for pcm in audio.values()]
+
+
+async def test_each_answer_is_spoken_whole_with_its_punctuation(server: Server):
+    audio, errors = await speak(server, [*answer(FIRST, *REST), SleepFrame(4)])
+    assert not errors
+    (said,) = heard(audio)
+    for word in ("apples", "bananas", "cherries"):
+        assert word in said, said
+
+
+async def test_a_server_that_stops_mid_answer_ends_that_answer_and_the_next_is_spoken(
+    server: Server,
+):
+    """SIGSTOP: the server accepts connections and answers nothing. The sentence under way fails
+    within the deadline (one error), the rest of that answer is never spoken, even once the
+    server resumes; the next answer is."""
+    stop = Act(action=lambda: os.kill(server.procs[-1].pid, signal.SIGSTOP))
+    resume = Act(action=lambda: os.kill(server.procs[-1].pid, signal.SIGCONT))
+    first = answer(FIRST, *REST)
+    frames = [
+        *first[: 1 + len(FIRST.split()) + 1],  # the first sentence and the word that ends it
+        SleepFrame(4),  # spoken by now
+        stop,
+        *first[1 + len(FIRST.split()) + 1 :],
+        SleepFrame(3),
+        resume,
+        *answer(SECOND),
+        SleepFrame(4),
+    ]
+    audio, errors = await speak(server, frames)
+    assert len(errors) == 1, errors
+    assert "sent nothing for 1 s" in errors[0].error
+    before, after = heard(audio)
+    assert "apples" in before, before
+    assert "bananas" not in before and "cherries" not in before, before
+    assert "dogs" in after, after
+
+
+async def test_a_restarted_server_is_spoken_through_without_an_error(server: Server):
+    """The connection to the old process is gone; the next answer reaches the new one, with the
+    voice's latents as the client fetched them from the old one."""
+    frames = [*answer(FIRST), SleepFrame(3), Act(action=server.replace), *answer(SECOND)]
+    audio, errors = await speak(server, [*frames, SleepFrame(4)])
+    assert not errors, errors
+    before, after = heard(audio)
+    assert "apples" in before, before
+    assert "dogs" in after, after
+
+
+async def test_an_unknown_voice_is_named_with_the_voices_offered(server: Server):
+    async with aiohttp.ClientSession() as session:
+        tts = KitTTSService(base_url=server.url, voice="nobody", language="en", session=session)
+        down, up = await run_test(tts, frames_to_send=[*answer(SECOND), SleepFrame(2)])
+    errors = [f for f in [*down, *up] if isinstance(f, ErrorFrame)]
+    assert errors, "no error for an unknown voice"
+    assert "'nobody' is not offered" in errors[0].error and "heart" in errors[0].error
+    assert not [f for f in down if isinstance(f, TTSAudioRawFrame)]
