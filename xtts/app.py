@@ -7,7 +7,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,7 +22,7 @@ from xtts.audio import OUTPUT_RATE, wav_file
 from xtts.config import Settings
 from xtts.engines.base import TTSEngine, create_engine
 from xtts.schemas import ApiError, SpeechBody, StreamBody, check_speech, describe_validation
-from xtts.synthesis import Synthesizer
+from xtts.synthesis import SynthesisFailed, Synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def create_app(
     async def ready() -> JSONResponse:
         """200 once the engine is loaded and requests will be served, 503 until then.
 
-        `busy` tells whether a request is being synthesized right now.
+        `busy` tells whether a request is being synthesized right now, `queued` how many wait.
         """
         if not synthesizer.ready:
             status = "failed" if synthesizer.load_error else "loading"
@@ -125,6 +125,7 @@ def create_app(
                 "languages": list(engine.languages),
                 "sample_rate": OUTPUT_RATE,
                 "busy": synthesizer.busy,
+                "queued": synthesizer.waiting,
             }
         )
 
@@ -151,8 +152,10 @@ def create_app(
         audio = synthesizer.stream(
             job, header=body.add_wav_header, route="tts_stream", received=received
         )
+        # The first audio is made before the 200: text the engine cannot speak gets a 422.
+        first = await _first_audio(audio)
         media_type = "audio/wav" if body.add_wav_header else "audio/raw"
-        return _ClosingStreamingResponse(audio, media_type=media_type)
+        return _ClosingStreamingResponse(_chain(first, audio), media_type=media_type)
 
     @app.post("/tts")
     async def tts(body: SpeechBody) -> Response:
@@ -161,8 +164,13 @@ def create_app(
         require_ready()
         job = check_speech(body, engine, settings.tts_max_text_chars)
         pcm = bytearray()
-        async for chunk in synthesizer.stream(job, header=False, route="tts", received=received):
-            pcm += chunk
+        try:
+            async for chunk in synthesizer.stream(
+                job, header=False, route="tts", received=received
+            ):
+                pcm += chunk
+        except SynthesisFailed as error:
+            raise ApiError(422, f"text: {error}") from None
         return Response(wav_file(bytes(pcm)), media_type="audio/wav")
 
     @app.post("/clone_speaker")
@@ -180,6 +188,22 @@ def create_app(
         return latents.to_json()
 
     return app
+
+
+async def _first_audio(audio: AsyncGenerator[bytes, None]) -> bytes:
+    try:
+        return await anext(audio)
+    except SynthesisFailed as error:
+        raise ApiError(422, f"text: {error}") from None
+
+
+async def _chain(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()  # frees the synthesis queue at once when the client hangs up
 
 
 def _not_ready_message(synthesizer: Synthesizer) -> str:
@@ -235,7 +259,5 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse(
-            {"error": f"internal error: {type(error).__name__}: {error}"}, status_code=500
-        )
+        log.exception("unexpected error")  # the details stay in the server's log
+        return JSONResponse({"error": "internal error; the server log has the details"}, 500)

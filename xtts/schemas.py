@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, StrictFloat, field_validator
 
+from xtts.text import has_words, speakable
 from xtts.voices import EMBEDDING_SIZE, LATENT_ROWS, LATENT_WIDTH, Latents, Voice
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ class SpeechBody(BaseModel):
     def _has_words(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty or only whitespace")
-        return value
+        if not has_words(value):
+            raise ValueError("has nothing to speak: no letter or digit, only symbols or emoji")
+        return speakable(value)
 
     @field_validator("language")
     @classmethod

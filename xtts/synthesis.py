@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class SynthesisFailed(Exception):
+    """The engine produced no audio for a request: the text is one it cannot speak."""
+
+
 class Synthesizer:
     """Loads the engine and runs requests through it in arrival order.
 
@@ -35,6 +39,7 @@ class Synthesizer:
         self.ready = False
         self.load_error: str | None = None
         self._lock = asyncio.Lock()
+        self.waiting = 0  # requests queued behind the one being synthesized
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-engine")
 
     async def load(self) -> None:
@@ -79,23 +84,35 @@ class Synthesizer:
         and hands the engine to the next request in the queue.
         """
         stats = _Stats(route, job, received)
+        self.waiting += 1
         try:
             async with self._lock:
+                self.waiting -= 1
                 stats.dequeued = time.perf_counter()
                 pending = wav_header() if header else b""
                 resampler = StreamResampler(self.engine.sample_rate, OUTPUT_RATE)
                 sentences = split_sentences(job.text, self.engine.sentence_limit(job.language))
                 stats.sentences = len(sentences)
-                for sentence in sentences:
-                    chunks = await self._run(self._start, sentence, job)
+                for number, sentence in enumerate(sentences, 1):
+                    try:
+                        chunks = await self._run(self._start, sentence, job)
+                    except Exception as error:
+                        self._failed(route, number, error, stats)
+                        continue
                     try:
                         while (pcm := await self._run(_next_pcm, chunks, resampler)) is not None:
                             if pcm:
                                 stats.audio(len(pcm))
                                 yield pending + pcm
                                 pending = b""
+                    except Exception as error:
+                        self._failed(route, number, error, stats)
                     finally:
                         self._close_later(chunks)
+                if not stats.audio_bytes:
+                    raise SynthesisFailed(
+                        f"the {self.engine.name} engine could not speak this text"
+                    )
                 tail = to_pcm16(resampler.flush())
                 if tail or pending:
                     stats.audio(len(tail))
@@ -103,13 +120,22 @@ class Synthesizer:
             stats.outcome = "done"
         except (asyncio.CancelledError, GeneratorExit):
             stats.outcome = "cancelled"
+            if stats.dequeued is None:
+                self.waiting -= 1  # hung up while still queued
             raise
         except Exception:
             stats.outcome = "failed"
-            log.exception("%s: synthesis failed", route)
             raise
         finally:
             stats.log()
+
+    @staticmethod
+    def _failed(route: str, number: int, error: Exception, stats: _Stats) -> None:
+        # One sentence the engine choked on is left out rather than cutting the stream: its
+        # 200 and its first audio went out already. With no audio at all the request fails.
+        stats.skipped += 1
+        log.warning("%s: sentence %d skipped, the engine failed on it", route, number)
+        log.debug("%s: the engine's error", route, exc_info=error)
 
     async def clone(self, wav: bytes) -> Latents:
         """Latents for a reference recording, queued like any synthesis (it uses the model)."""
@@ -164,6 +190,7 @@ class _Stats:
         self.first_audio: float | None = None
         self.audio_bytes = 0
         self.sentences = 0
+        self.skipped = 0
         self.outcome = "failed"
 
     def audio(self, size: int) -> None:
@@ -178,14 +205,15 @@ class _Stats:
             return f"{moment - self.received:.2f}s" if moment is not None else "-"
 
         log.info(
-            "%s %s: voice=%s language=%s chars=%d sentences=%d queued=%s first_audio=%s "
-            "total=%.2fs audio=%.2fs",
+            "%s %s: voice=%s language=%s chars=%d sentences=%d skipped=%d queued=%s "
+            "first_audio=%s total=%.2fs audio=%.2fs",
             self.route,
             self.outcome,
             self.job.voice.name,
             self.job.language,
             len(self.job.text),
             self.sentences,
+            self.skipped,
             since(self.dequeued),
             since(self.first_audio),
             now - self.received,

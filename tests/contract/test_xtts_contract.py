@@ -273,6 +273,22 @@ def test_bad_tts_requests_are_refused_too(http: httpx.Client, latents):
     assert response.json()["error"].startswith("body: not valid JSON")
 
 
+@pytest.mark.parametrize("route", ["/tts_stream", "/tts"])
+def test_hostile_text_is_spoken_whole_or_refused_before_any_audio(
+    http: httpx.Client, latents, route
+):
+    """A run of digits long enough to break an engine's number reading is spoken digit by
+    digit, the whole stream arriving; text with nothing to say is a 422 in words."""
+    digits = http.post(route, json=speech(latents, "My number is " + "9" * 120 + "."))
+    assert digits.status_code == 200
+    assert digits.headers["content-type"].startswith("audio/")
+    assert len(digits.content) > 24000 * 2 * 10  # 120 digits take well over ten seconds
+    for text in ("😀🎉", "\x01\x02\x03", "?!"):
+        refused = http.post(route, json=speech(latents, text))
+        assert refused.status_code == 422, text
+        assert refused.json()["error"].startswith("text: has nothing to speak"), text
+
+
 # --- The queue ---
 
 

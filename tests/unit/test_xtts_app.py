@@ -11,6 +11,7 @@ import importlib.util
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -44,6 +45,7 @@ class ScriptedEngine:
         self.gates: dict[str, threading.Event] = {}
         self.started: list[str] = []
         self.closed: list[str] = []
+        self.failing: set[str] = set()  # sentences the engine raises on, as a real one may
         self.lock = threading.Lock()
 
     def gate(self, sentence: str) -> threading.Event:
@@ -68,6 +70,8 @@ class ScriptedEngine:
         try:
             if text in self.gates:
                 assert self.gates[text].wait(WAIT), f"gate for {text!r} never opened"
+            if text in self.failing:
+                raise IndexError("list index out of range")  # what hibari raised on long numbers
             yield np.full(CHUNK_SAMPLES, 0.25, dtype=np.float32)
         finally:
             self.closed.append(text)
@@ -195,20 +199,20 @@ def test_wav_header_comes_first_when_asked_for():
 def test_concurrent_requests_are_served_one_at_a_time_in_arrival_order():
     engine = ScriptedEngine()
     first = engine.gate("First.")
-    with serve(engine) as client, contextlib.ExitStack() as streams:
+    with serve(engine) as client, ThreadPoolExecutor(3) as pool:
         ready(client)
-        responses = []
-        for text in ("First.", "Second.", "Third."):
-            # Headers come back before the request reaches the queue, so each request has
-            # arrived before the next is sent.
-            responses.append(
-                streams.enter_context(client.stream("POST", "/tts_stream", json=body(text)))
-            )
+        # Headers come with the first audio: each request is sent once the one before it has
+        # reached the engine or the queue.
+        responses = [pool.submit(client.post, "/tts_stream", json=body("First."))]
         wait_until(lambda: engine.started == ["First."], "the first request to start")
+        for queued, text in enumerate(("Second.", "Third."), 1):
+            responses.append(pool.submit(client.post, "/tts_stream", json=body(text)))
+            wait_until(lambda n=queued: client.get("/ready").json()["queued"] == n, text)
         first.set()
-        bodies = [b"".join(response.iter_raw()) for response in responses]
+        bodies = [future.result().content for future in responses]
         assert engine.started == ["First.", "Second.", "Third."]
         assert [len(audio) for audio in bodies] == [44 + CHUNK_BYTES] * 3
+        assert client.get("/ready").json()["queued"] == 0
 
 
 def test_a_client_that_hangs_up_stops_its_synthesis_and_frees_the_queue():
@@ -277,3 +281,42 @@ def test_unknown_routes_and_methods_answer_in_json():
         response = client.get("/tts_stream")
         assert response.status_code == 405
         assert response.json() == {"error": "GET is not allowed on /tts_stream"}
+
+
+def test_text_the_engine_fails_on_is_a_422_before_any_audio_and_says_no_internals():
+    engine = ScriptedEngine()
+    engine.failing = {"Broken."}
+    with serve(engine) as client:
+        ready(client)
+        for route in ("/tts_stream", "/tts"):
+            response = client.post(route, json=body("Broken."))
+            assert response.status_code == 422, route
+            assert response.json() == {
+                "error": "text: the scripted engine could not speak this text"
+            }
+        assert client.post("/tts", json=body("One.")).status_code == 200  # the queue is free
+
+
+def test_a_sentence_the_engine_fails_on_mid_stream_is_left_out_and_the_stream_completes():
+    engine = ScriptedEngine()
+    engine.failing = {"Two."}
+    with serve(engine) as client:
+        ready(client)
+        response = client.post("/tts_stream", json=body("One. Two. Three.", add_wav_header=False))
+        assert response.status_code == 200
+        assert len(response.content) == 2 * CHUNK_BYTES  # whole: the stream was not cut
+        assert engine.started == ["One.", "Two.", "Three."]
+
+
+def test_text_with_nothing_to_say_is_refused_and_odd_characters_are_cleaned():
+    engine = ScriptedEngine()
+    with serve(engine) as client:
+        ready(client)
+        for text in ("😀😀", "\x01\x02", "... ?!", "\u200b"):
+            response = client.post("/tts_stream", json=body(text))
+            assert response.status_code == 422, text
+            assert response.json()["error"] == (
+                "text: has nothing to speak: no letter or digit, only symbols or emoji"
+            ), text
+        assert client.post("/tts", json=body("Hi\x00 there\u200d.")).status_code == 200
+        assert engine.started == ["Hi  there."]
