@@ -89,7 +89,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "calls": len(calls.tasks)}
+        """Alive, and how full: calls running or connecting, the limit, calls turned away."""
+        return {
+            "status": "ok",
+            "calls": calls.active,
+            "max_calls": settings.max_calls,
+            "refused": calls.refused,
+        }
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
@@ -108,7 +114,8 @@ def create_app(settings: Settings) -> FastAPI:
             "ready": not problems,
             "problems": problems,
             "stt": calls.speech.name if calls.speech else None,
-            "calls": len(calls.tasks),
+            "calls": calls.active,
+            "max_calls": settings.max_calls,
         }
         return JSONResponse(body, status_code=200 if not problems else 503)
 

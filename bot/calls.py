@@ -18,7 +18,12 @@ from bot.pipeline import CallReport, run_call
 
 
 class CallManager:
-    """Holds what calls share (settings, Whisper, one HTTP session) and the running call tasks."""
+    """Holds what calls share (settings, Whisper, one HTTP session) and the running call tasks.
+
+    A transport takes a place with `admit()` before it negotiates any media, and hands it to
+    `start()` (or back with `release()`): two callers arriving together cannot both take the
+    last place while their offers are still being answered.
+    """
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -27,11 +32,42 @@ class CallManager:
         self.tasks: dict[str, asyncio.Task[CallReport | None]] = {}
         self.choices = Choices(settings)
         self.finished: deque[CallReport] = deque(maxlen=100)  # recent calls, for /ready and tests
+        self.refused = 0  # calls turned away because every place was taken
+        self._admitted = 0  # places taken by calls still negotiating
         self._numbers = itertools.count(1)
 
     @property
     def ready(self) -> bool:
         return self.speech is not None and self.session is not None
+
+    @property
+    def active(self) -> int:
+        """Calls running or negotiating."""
+        return len(self.tasks) + self._admitted
+
+    def busy_message(self) -> str:
+        limit = self.settings.max_calls
+        lines = "the one line is" if limit == 1 else f"all {limit} lines are"
+        return f"the bot is busy: {lines} in use; try again when a call ends"
+
+    def has_room(self) -> bool:
+        """Whether a new call would be taken now; False counts it as refused."""
+        if self.active < self.settings.max_calls:
+            return True
+        self.refused += 1
+        logger.info(f"call refused: {self.active} of {self.settings.max_calls} places taken")
+        return False
+
+    def admit(self) -> bool:
+        """Take a place for a new call, if one is free; False counts the call as refused."""
+        if not self.has_room():
+            return False
+        self._admitted += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a place taken by `admit()` for a call that will not start."""
+        self._admitted = max(0, self._admitted - 1)
 
     async def options(self, raw: object) -> CallOptions:
         """The caller's choices, checked (raises BadOptions naming the field)."""
@@ -41,8 +77,10 @@ class CallManager:
     def start(
         self, transport: BaseTransport, options: CallOptions, *, kind: str
     ) -> asyncio.Task[CallReport | None]:
-        """Run a call in the background; the task is named by the call's id (never a secret)."""
+        """Run an admitted call in the background, in the place it took; the task is named by
+        the call's id (never a secret)."""
         assert self.speech is not None and self.session is not None
+        self.release()
         call_id = f"{kind}-{next(self._numbers)}-{secrets.token_hex(2)}"
         task = asyncio.create_task(self._run(transport, options, call_id), name=call_id)
         self.tasks[call_id] = task

@@ -6,6 +6,7 @@ stops start-up with one line naming the variable and what it allows (see `load_s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -104,12 +105,19 @@ class Settings(BaseSettings):
     bot_prompt_file: Path = PROMPTS_DIR / "miss_harper.md"
     bot_greeting: str = "Hello! I'm Miss Harper. What would you like to learn about today?"
     bot_max_prompt_chars: int = Field(4000, ge=1, description="longest persona a caller may send")
+    # Calls beyond this are refused before any media (503, close code 1013, a busy message on
+    # the phone) rather than slowing every call down.
+    bot_max_calls: int = Field(
+        0, ge=0, le=1000, description="calls at once; 0 = one per CPU core (see max_calls)"
+    )
     # Spoken answers: at most this many words and sentences; a repeating answer is cut earlier.
     bot_max_answer_words: int = Field(60, ge=5, le=1000)
     bot_max_answer_sentences: int = Field(3, ge=1, le=50)
     # STUN/TURN for WebRTC, as JSON: [{"urls": "turn:host:3478", "username": "u", "credential": "p"}].
     # Not needed on localhost; behind NAT or in containers, a TURN server (or the WebSocket).
     bot_ice_servers: list[IceServer] = Field(default_factory=list)
+    # A call whose media has not connected by then is ended and its place freed.
+    bot_connect_timeout_secs: float = Field(15.0, gt=0, le=120)
     # The page falls back to the WebSocket transport when WebRTC has not connected by then.
     bot_webrtc_timeout_ms: int = Field(5000, ge=500, le=60000)
     # The health checks of the LLM and TTS servers (/ready, and watching a failed one come back)
@@ -182,6 +190,12 @@ class Settings(BaseSettings):
         if not value.is_file():
             raise ValueError(f"must be a readable file (got {str(value)!r})")
         return value
+
+    @property
+    def max_calls(self) -> int:
+        """BOT_MAX_CALLS, or one call per core: on 2 cores two calls answer as fast as one, and
+        four at once slow every call to several seconds (measured; see the README)."""
+        return self.bot_max_calls or max(1, os.cpu_count() or 1)
 
     @property
     def system_prompt(self) -> str:

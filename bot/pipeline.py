@@ -176,8 +176,20 @@ async def run_call(
         finally:
             outages.pop(service, None)
 
+    connected = asyncio.Event()
+
+    async def end_unless_connected() -> None:
+        # An offer whose media never arrives (closed tab, failed ICE) gives its place back.
+        await asyncio.sleep(settings.bot_connect_timeout_secs)
+        if not connected.is_set():
+            logger.info(f"[{call_id}] the caller never connected; call ended")
+            await worker.cancel()
+
+    background.add(asyncio.create_task(end_unless_connected()))
+
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport, _client) -> None:
+        connected.set()
         logger.info(f"[{call_id}] client connected")
         await worker.queue_frame(TTSSpeakFrame(settings.bot_greeting))
         messages = [

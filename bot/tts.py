@@ -68,8 +68,8 @@ class KitTTSService(TTSService):
         self._timeout = aiohttp.ClientTimeout(sock_connect=timeout_secs, sock_read=timeout_secs)
         self._latents: dict[str, Any] | None = None
         self._failed_contexts: set[str] = set()  # failures already reported in words
-        # The answer whose speech failed part-way: the rest of it is not spoken, since a caller
-        # who missed a sentence would hear the answer resume mid-thought once the server is back.
+        # The answer whose server went away part-way: the rest of it is not spoken, since a
+        # caller who missed a sentence would hear the answer resume mid-thought once it is back.
         self._cut_short: str | None = None
 
     def can_generate_metrics(self) -> bool:
@@ -106,6 +106,8 @@ class KitTTSService(TTSService):
         if context_id == self._cut_short:
             logger.debug(f"{self}: not speaking the rest of an answer whose speech failed")
             return
+        if not any(c.isalnum() for c in text):
+            return  # "…" or an emoji on its own: nothing to say, and the server would refuse it
         try:
             latents = await self._speaker_latents()
         except TTSServerUnavailable as error:
@@ -125,8 +127,8 @@ class KitTTSService(TTSService):
             try:
                 async for frame in self._stream(payload, text, context_id):
                     heard = heard or isinstance(frame, TTSAudioRawFrame)
-                    if isinstance(frame, ErrorFrame):  # refused: reported in words
-                        self._fail(context_id)
+                    if isinstance(frame, ErrorFrame):  # this text refused: reported in words
+                        self._failed_contexts.add(context_id)
                     yield frame
                 return
             except (aiohttp.ClientError, TimeoutError) as error:

@@ -31,6 +31,9 @@ def stack_env(llm_port: int, tts_port: int, bot_port: int) -> dict[str, dict[str
             "XTTS_BASE_URL": f"http://127.0.0.1:{tts_port}",
             "BOT_HOST": "127.0.0.1",
             "BOT_PORT": str(bot_port),
+            # Tests open calls back to back, and a closed call frees its place a little later;
+            # the limit itself is tested on a bot of its own (tests/e2e/test_call_limit.py).
+            "BOT_MAX_CALLS": "8",
         },
     }
 

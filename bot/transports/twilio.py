@@ -29,7 +29,10 @@ MAX_MESSAGE_BYTES = 64 * 1024
 _TOKEN_TTL_SECS = 30.0
 _START_TIMEOUT_SECS = 10.0
 POLICY_VIOLATION = 1008
+_XML = '<?xml version="1.0" encoding="UTF-8"?>'
 APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
+BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
+TRY_AGAIN_LATER = 1013
 
 
 class StreamTokens:
@@ -103,6 +106,9 @@ def twilio_router(calls: CallManager) -> APIRouter:
         if not signed(url, form, request.headers.get("x-twilio-signature")):
             logger.warning("Twilio webhook refused: bad or missing signature")
             return JSONResponse({"error": "X-Twilio-Signature: missing or invalid"}, 403)
+        if not calls.has_room():
+            busy = f"<Say>{escape(BUSY)}</Say><Hangup/>"
+            return Response(f"{_XML}<Response>{busy}</Response>", media_type="application/xml")
         parameters = {
             "token": tokens.mint(),
             **{
@@ -116,7 +122,7 @@ def twilio_router(calls: CallManager) -> APIRouter:
         )
         ws_url = stream_url(settings, request.headers.get("host", "localhost"))
         twiml = (
-            '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
+            f"{_XML}<Response><Connect>"
             f"<Stream url={quoteattr(ws_url)}>{params_xml}</Stream></Connect>"
             f"<Say>{escape(APOLOGY)}</Say></Response>"
         )
@@ -156,8 +162,7 @@ def twilio_router(calls: CallManager) -> APIRouter:
             logger.warning("Twilio stream refused: stream token missing, reused or expired")
             return await websocket.close(POLICY_VIOLATION)
         if not calls.ready:
-            return await websocket.close(1013)
-
+            return await websocket.close(TRY_AGAIN_LATER, reason="the bot is still loading")
         account_sid = settings.twilio_account_sid or details.get("accountSid")
         can_hang_up = bool(settings.twilio_account_sid and token)
         serializer = TwilioFrameSerializer(
@@ -168,8 +173,6 @@ def twilio_router(calls: CallManager) -> APIRouter:
             base_url=settings.twilio_api_base_url,
             params=TwilioFrameSerializer.InputParams(auto_hang_up=can_hang_up),
         )
-        if can_hang_up and settings.twilio_record_calls and details.get("callSid"):
-            await start_recording(settings, details["callSid"])
         transport = FastAPIWebsocketTransport(
             websocket,
             FastAPIWebsocketParams(
@@ -177,6 +180,13 @@ def twilio_router(calls: CallManager) -> APIRouter:
             ),
         )
         options = await calls.options(None)
-        await calls.start(transport, options, kind="phone")
+        # Placed between the webhook and the stream by another call: Twilio goes on to the
+        # TwiML after <Connect>, which tells the caller in words.
+        if not calls.admit():
+            return await websocket.close(TRY_AGAIN_LATER, reason=calls.busy_message()[:120])
+        call = calls.start(transport, options, kind="phone")
+        if can_hang_up and settings.twilio_record_calls and details.get("callSid"):
+            await start_recording(settings, details["callSid"])
+        await call
 
     return router

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,15 +22,28 @@ from bot.calls import CallManager
 from bot.options import BadOptions, CallOptions
 from bot.pipeline import transport_params
 
+# An SDP offer is a few kilobytes; the persona prompt in requestData is capped at 4000 characters.
+MAX_BODY_BYTES = 256 * 1024
+
 
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
 
 
+def _busy(message: str) -> JSONResponse:
+    """503 with Retry-After: the bot cannot take a call now, and says why."""
+    return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "5"})
+
+
 async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413)
     try:
-        body = await request.json()
-    except ValueError:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be an offer
         return _bad_request("body must be JSON")
     if not isinstance(body, dict):
         return _bad_request("body must be a JSON object")
@@ -58,23 +73,40 @@ def _parse_patch(body: dict[str, Any]) -> SmallWebRTCPatchRequest | str:
     for i, c in enumerate(candidates):
         if not isinstance(c, dict) or not isinstance(c.get("candidate"), str):
             return f"candidates[{i}]: needs a 'candidate' string"
-        parsed.append(
-            IceCandidate(
-                c["candidate"], c.get("sdp_mid") or "0", int(c.get("sdp_mline_index") or 0)
-            )
-        )
+        mid, index = c.get("sdp_mid") or "0", c.get("sdp_mline_index") or 0
+        if not isinstance(mid, str):
+            return f"candidates[{i}].sdp_mid: must be a string"
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 64:
+            return f"candidates[{i}].sdp_mline_index: must be a small whole number"
+        parsed.append(IceCandidate(c["candidate"], mid, index))
     return SmallWebRTCPatchRequest(pc_id=body["pc_id"], candidates=parsed)
 
 
 def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> APIRouter:
     router = APIRouter()
+    closing: set[asyncio.Task] = set()  # held until done: the loop keeps only weak references
+    offered: dict[str, asyncio.Task] = {}  # each WebRTC call by its pc_id
 
-    def call_starter(options: CallOptions):
+    def background(coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    def call_starter(options: CallOptions, started: list[bool]):
         async def start_call(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(
                 webrtc_connection=connection, params=transport_params(calls.settings)
             )
-            calls.start(transport, options, kind="webrtc")
+            call = calls.start(transport, options, kind="webrtc")
+            started.append(True)
+            offered[connection.pc_id] = call
+
+            def ended(_: asyncio.Task) -> None:
+                offered.pop(connection.pc_id, None)
+                # However the call ends, its peer connection (and UDP ports) goes with it.
+                background(connection.disconnect())
+
+            call.add_done_callback(ended)
 
         return start_call
 
@@ -87,16 +119,35 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
         if isinstance(parsed, str):
             return _bad_request(parsed)
         if not calls.ready:
-            return JSONResponse({"error": "the bot is still loading; retry shortly"}, 503)
+            return _busy("the bot is still loading; retry shortly")
         try:
             options = await calls.options(parsed.request_data)
         except BadOptions as error:
             return _bad_request(str(error))
+        if not calls.admit():
+            return _busy(calls.busy_message())
+        started: list[bool] = []
         try:
-            return await handler.handle_web_request(parsed, call_starter(options))
+            return await handler.handle_web_request(parsed, call_starter(options, started))
         except Exception as error:
             logger.info(f"WebRTC offer refused: {error.__class__.__name__}: {error}")
             return _bad_request(f"the offer could not be used: {error}")
+        finally:
+            if not started:  # failed, or a renegotiation of a call that has its place
+                calls.release()
+
+    @router.delete("/api/offer")
+    async def abandon(request: Request) -> Any:
+        """The page gave up on an offer (WebRTC did not connect): end that call, free its place."""
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        call = offered.get(body.get("pc_id")) if isinstance(body.get("pc_id"), str) else None
+        if call is None:
+            return JSONResponse({"error": "pc_id: no call with this id (it may have ended)"}, 404)
+        call.cancel()
+        await asyncio.wait([call], timeout=5)  # answered once the place is free
+        return {"status": "ended"}
 
     @router.patch("/api/offer")
     async def ice_candidates(request: Request) -> Any:

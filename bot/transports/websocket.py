@@ -1,7 +1,8 @@
 """Browser calls over a WebSocket (`/ws`): Pipecat's protobuf frames, for when WebRTC cannot connect.
 
 The socket's first message is a JSON text frame `{"type": "start", "voice", "language", "prompt"}`;
-bad choices get `{"type": "error", "error": ...}` and close code 1008 before any pipeline starts.
+bad choices get `{"type": "error", "error": ...}` and close code 1008 before any pipeline starts;
+a bot that is loading or has every place taken closes with 1013 (try again later) and says why.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bot.pipeline import audio_params
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 _START_TIMEOUT_SECS = 10
+MAX_START_CHARS = 64 * 1024  # choices and a persona prompt (at most 4000 characters)
 
 
 def websocket_router(calls: CallManager) -> APIRouter:
@@ -40,9 +42,11 @@ def websocket_router(calls: CallManager) -> APIRouter:
             return await refuse(websocket, "start: no start message within 10 seconds")
         except (WebSocketDisconnect, KeyError):  # gone, or a binary frame first
             return await refuse(websocket, "start: the first message must be JSON text")
+        if len(first) > MAX_START_CHARS:
+            return await refuse(websocket, f"start: over {MAX_START_CHARS} characters")
         try:
             start = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             return await refuse(websocket, "start: the first message must be JSON")
         if not isinstance(start, dict) or start.get("type") != "start":
             return await refuse(websocket, 'start: the first message must have "type": "start"')
@@ -54,6 +58,8 @@ def websocket_router(calls: CallManager) -> APIRouter:
             options = await calls.options({k: v for k, v in start.items() if k != "type"})
         except BadOptions as error:
             return await refuse(websocket, str(error))
+        if not calls.admit():
+            return await refuse(websocket, calls.busy_message(), TRY_AGAIN_LATER)
 
         transport = FastAPIWebsocketTransport(
             websocket,

@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from scripts.caller import Caller
+from tests.browser.conftest import NO_UDP
 from tests.browser.pages import CallPage
 from tests.conftest import stack_env
 from tests.support import free_port, server_process, stop_process
@@ -121,3 +123,46 @@ async def wait_for_whisper(url: str) -> None:
                 return
             await asyncio.sleep(0.2)
     raise AssertionError(f"Whisper did not load in {url}")
+
+
+async def test_a_full_bot_says_so_on_the_page(stack, open_page):
+    """BOT_MAX_CALLS=1 and the line taken by another caller: on either transport the page shows
+    the bot's reason and offers to reconnect; it does not fall back or hang."""
+    bot_port = free_port()
+    env = stack_env(urlparse(stack.llm_url).port, urlparse(stack.tts_url).port, bot_port)["bot"]
+    url = f"http://127.0.0.1:{bot_port}"
+    env = {**env, "BOT_MAX_CALLS": "1"}
+    with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="browser-full-bot"):
+        holder = Caller(url)
+        await holder.connect()
+        try:
+            for transport in ("webrtc", "websocket"):
+                page = await open_page(url, speech=[1])
+                call = CallPage(page)
+                await call.connect(transport)
+                await call.until("!document.getElementById('alert').hidden", "the refusal")
+                alert = await call.alert()
+                assert "cannot take this call now" in alert, alert
+                assert "the one line is in use" in alert, alert
+                assert await call.state() == "idle"
+                assert await page.is_visible("#reconnect")
+                await page.close()
+        finally:
+            await holder.close()
+
+
+async def test_auto_falls_back_to_websocket_on_a_one_line_bot(stack, open_page):
+    """The WebRTC attempt that cannot connect took the only place; the page gives it back
+    (DELETE /api/offer) as it falls back, so the WebSocket call is taken, not refused."""
+    bot_port = free_port()
+    env = stack_env(urlparse(stack.llm_url).port, urlparse(stack.tts_url).port, bot_port)["bot"]
+    url = f"http://127.0.0.1:{bot_port}"
+    env = {**env, "BOT_MAX_CALLS": "1", "BOT_CONNECT_TIMEOUT_SECS": "60"}
+    with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="browser-one-line"):
+        page = await open_page(url, speech=[GREETING_SECS + 5], args=[NO_UDP])
+        call = CallPage(page)
+        await call.connect("auto")
+        await call.connected("websocket")
+        await call.greeting_heard()
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{url}/health")).json()["calls"] == 1

@@ -1,6 +1,7 @@
 """The bot's HTTP surface with its real app: page, health, readiness, and offer validation."""
 
 import json
+import os
 import re
 import time
 
@@ -50,7 +51,13 @@ def test_page_and_every_static_file_are_served_and_name_no_third_party_host(clie
 
 
 def test_health_answers_while_dependencies_are_down(client):
-    assert client.get("/health").json() == {"status": "ok", "calls": 0}
+    # The call limit, by default one call per core.
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "calls": 0,
+        "max_calls": os.cpu_count(),
+        "refused": 0,
+    }
 
 
 def test_ready_names_each_dependency_that_is_down(client):
@@ -82,6 +89,15 @@ def test_bad_offers_get_400_naming_the_problem(client, body, error):
     assert response.json() == {"error": error}
 
 
+def test_offers_too_big_or_too_deep_are_refused_in_words(client):
+    deep = "[" * 30_000 + "]" * 30_000  # Python's JSON parser gives up (RecursionError)
+    response = client.post("/api/offer", content=deep)
+    assert (response.status_code, response.json()) == (400, {"error": "body must be JSON"})
+    big = {"sdp": "v=0\r\n" + "a=x\r\n" * 60_000, "type": "offer"}
+    response = client.post("/api/offer", json=big)
+    assert (response.status_code, response.json()) == (413, {"error": "body over 262144 bytes"})
+
+
 def test_an_offer_without_audio_or_unusable_is_refused_not_crashed_on(client):
     response = client.post("/api/offer", json={"sdp": "v=0\r\nnonsense\r\n", "type": "offer"})
     assert response.status_code == 400
@@ -99,6 +115,16 @@ def test_an_offer_without_audio_or_unusable_is_refused_not_crashed_on(client):
         ({"candidates": []}, 400, "pc_id: required, the id returned with the answer"),
         ({"pc_id": "x", "candidates": "no"}, 400, "candidates: must be a list"),
         ({"pc_id": "x", "candidates": [{}]}, 400, "candidates[0]: needs a 'candidate' string"),
+        (
+            {"pc_id": "x", "candidates": [{"candidate": "c", "sdp_mline_index": "one"}]},
+            400,
+            "candidates[0].sdp_mline_index: must be a small whole number",
+        ),
+        (
+            {"pc_id": "x", "candidates": [{"candidate": "c", "sdp_mid": ["0"]}]},
+            400,
+            "candidates[0].sdp_mid: must be a string",
+        ),
         ({"pc_id": "unknown", "candidates": []}, 404, "Peer connection not found"),
     ],
 )
@@ -138,6 +164,8 @@ def test_bad_call_options_are_refused_before_the_call_starts(client, options, er
     ("start", "error"),
     [
         ("hello", "start: the first message must be JSON"),
+        ("[" * 100_000 + "]" * 100_000, "start: over 65536 characters"),
+        ("[" * 30_000 + "]" * 30_000, "start: the first message must be JSON"),  # too deep
         ('{"type": "offer"}', 'start: the first message must have "type": "start"'),
         ('{"type": "start", "language": 5}', "language: must be a string"),
     ],

@@ -239,7 +239,7 @@ function callWords(error) {
     case "unreachable":
       return `The bot is not reachable (${error.message}). Check that it is running, then press Reconnect.`;
     case "busy":
-      return `The bot is still starting up (${error.message}). Press Reconnect in a moment.`;
+      return `The bot cannot take this call now: ${error.message}. Press Reconnect in a moment.`;
     case "no-route":
       return `WebRTC could not connect within ${seconds} s; a firewall may be blocking its UDP traffic. Choose "Auto" or "WebSocket" under Settings and connect again.`;
     case "lost":
@@ -386,7 +386,7 @@ async function connect() {
       try {
         await transport.connect(mic.getAudioTracks()[0], settings);
       } catch (error) {
-        transport.close();
+        await transport.close(); // resolves once the bot has freed the offer's place
         if (!isCurrent(id)) return;
         if (!(mode === "auto" && error.kind === "no-route")) throw error;
         view.notice("WebRTC could not connect, so the call uses WebSocket.");

@@ -94,6 +94,7 @@ export class WebRTCTransport {
     if (response.status === 400) throw new CallError("refused", body.error || "the bot refused the call");
     if (response.status === 503) throw new CallError("busy", body.error || "the bot is not ready");
     if (!response.ok) throw new CallError("unreachable", body.error || `the bot answered HTTP ${response.status}`);
+    this.pcId = body.pc_id;
     await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
 
     let timer;
@@ -144,8 +145,9 @@ export class WebRTCTransport {
     if (this.sender) await this.sender.replaceTrack(track);
   }
 
+  /** Hang up. Returns a promise, settled once the bot has heard of an offer given up on. */
   close() {
-    if (this.closed) return;
+    if (this.closed) return Promise.resolve();
     this.closed = true;
     clearTimeout(this.graceTimer);
     if (this.channel) this.channel.onclose = null;
@@ -153,6 +155,18 @@ export class WebRTCTransport {
       this.pc.oniceconnectionstatechange = null;
       this.pc.close();
     }
+    // A bot that never saw media cannot tell the offer was given up: say so, and its place is
+    // free for the WebSocket fallback at once (keepalive: it goes out even as the page unloads).
+    if (!this.pcId || this.connected) return Promise.resolve();
+    return fetch("/api/offer", {
+      method: "DELETE",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ pc_id: this.pcId }),
+      keepalive: true,
+    }).then(
+      () => {},
+      () => {},
+    );
   }
 }
 

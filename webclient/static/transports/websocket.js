@@ -7,7 +7,7 @@ import { decodeFrame, encodeAudio, encodeMessage } from "./protobuf.js";
 import { clientReady } from "./webrtc.js";
 
 const POLICY_VIOLATION = 1008; // the bot refused the settings
-const TRY_AGAIN_LATER = 1013; // the bot is still loading
+const TRY_AGAIN_LATER = 1013; // the bot is loading, or every line is in use
 const MAX_BUFFERED_BYTES = 32 * 1024; // about 1 s of 16 kHz audio: drop mic frames beyond
 
 export function socketUrl(path = "/ws") {
