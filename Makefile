@@ -60,7 +60,7 @@ COMPOSE_PLUGIN := $(shell docker compose version >/dev/null 2>&1 && echo yes)
 LOCK_COMPOSE := .venv/lib/python3*/site-packages/compose/docker-compose
 DOCKER_COMPOSE := $(if $(COMPOSE_PLUGIN),docker compose,$$(echo $(LOCK_COMPOSE)))
 COMPOSE = DOCKER_BUILDKIT=1 $(DOCKER_COMPOSE) -f compose/compose.yaml $(if $(wildcard .env),--env-file .env)
-COMPOSE_ALL = $(COMPOSE) --profile lite --profile cpu --profile nvidia --profile mac-native
+COMPOSE_ALL = $(COMPOSE) --profile lite --profile cpu --profile nvidia --profile mac-native --profile metrics
 # A setting as Compose sees it: the environment first, then .env, then the default.
 setting = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1),$(2))
 # The image builds get the host's CA bundle as a BuildKit secret (mounted while a step downloads,
@@ -73,7 +73,7 @@ compose_build = base="$(call setting,BASE_IMAGE,)"; [ -n "$$base" ] || base=$$(p
 	BASE_IMAGE="$$base" BUILD_CA_BUNDLE="$(build_ca)" $(COMPOSE)
 # Compose reads its secrets from the environment: .env's values (empty when unset) go there, and
 # never onto a command line.
-COMPOSE_TARGETS := up-lite up-cpu up-nvidia up-mac-cpu down logs ps models bench-compose
+COMPOSE_TARGETS := up-lite up-cpu up-nvidia up-mac-cpu up-metrics down logs ps models bench-compose
 $(COMPOSE_TARGETS): export HF_TOKEN := $(call setting,HF_TOKEN,)
 $(COMPOSE_TARGETS): export TWILIO_AUTH_TOKEN := $(call setting,TWILIO_AUTH_TOKEN,)
 $(COMPOSE_TARGETS): export LLM_API_KEY := $(call setting,LLM_API_KEY,)
@@ -83,7 +83,7 @@ MAC_EXTRAS = $(EXTRAS) --extra mac $(if $(filter xtts,$(call setting,TTS_ENGINE,
 FIRST_START := first start: the images build (progress below) and the models download (make logs meanwhile)
 READY = @echo "ready: open http://localhost:$(call setting,BOT_PORT,7860) (make logs, make ps, make down)"
 
-.PHONY: up-lite up-cpu up-nvidia up-mac up-mac-cpu down logs ps models bench-compose docker-check compose-check mac-ollama apple-silicon
+.PHONY: up-lite up-cpu up-nvidia up-mac up-mac-cpu up-metrics down logs ps models bench-compose docker-check compose-check mac-ollama apple-silicon
 
 # A Docker engine that answers, and a Compose v2 to drive it.
 docker-check:
@@ -136,6 +136,10 @@ up-mac-cpu: compose-check mac-ollama ## Compose on a Mac: TTS server and bot in 
 	@echo "$(FIRST_START)"
 	@$(compose_build) --profile mac-native up --build --detach --wait bot-mac
 	$(READY)
+
+up-metrics: docker-check ## Compose: Prometheus scraping the running stack's bot and TTS server (needs Docker Hub)
+	@$(COMPOSE) --profile metrics up --detach --wait prometheus
+	@echo "Prometheus: http://localhost:$(call setting,PROMETHEUS_PORT,9090) (see the README for a query)"
 
 down: docker-check ## Compose: stop and remove the stack, whatever its profile (the model volumes stay)
 	@$(COMPOSE_ALL) down --remove-orphans

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import aiohttp
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import IceServer
 from pipecat.transports.smallwebrtc.request_handler import SmallWebRTCRequestHandler
 
-from bot.calls import CallManager
+from bot.calls import CallManager, freeze_startup_objects
 from bot.config import Settings
 from bot.health import PROBES
+from bot.metrics import CONTENT_TYPE as METRICS_TYPE
 from bot.models import load_speech_model
 from bot.options import TTSUnavailable
 from bot.transports.twilio import twilio_router
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def load_models() -> None:
         try:
             calls.speech = await asyncio.to_thread(load_speech_model, settings)
+            freeze_startup_objects()
         except Exception as error:
             logger.error(f"Whisper could not be loaded: {error}")
             raise
@@ -96,6 +98,11 @@ def create_app(settings: Settings) -> FastAPI:
             "max_calls": settings.max_calls,
             "refused": calls.refused,
         }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text format: calls, refusals, turn latency per stage, dependency failures."""
+        return Response(calls.metrics.render(), media_type=METRICS_TYPE)
 
     @app.get("/ready")
     async def ready() -> JSONResponse:

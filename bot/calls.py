@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import secrets
+import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from loguru import logger
 from pipecat.transports.base_transport import BaseTransport
 
 from bot.config import Settings
+from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions, Choices
 from bot.pipeline import CallReport, run_call
+
+
+def _collect_garbage(call_id: str) -> None:
+    """Free what the call left in reference cycles now, not at the interpreter's next full pass.
+
+    aiortc's peer connections, tracks and codecs hold each other in cycles, and each codec keeps
+    FFmpeg worker threads: without this, threads and memory climb call after call until a full
+    collection happens to run. With the start-up objects frozen (`freeze_startup_objects`), a
+    pass takes some 20-40 ms on a 2-core machine, once per call.
+    """
+    started = time.perf_counter()
+    found = gc.collect()
+    logger.debug(f"[{call_id}] {found} objects collected in {time.perf_counter() - started:.3f}s")
+
+
+def freeze_startup_objects() -> None:
+    """Exclude what exists once the models are loaded from every later collection."""
+    gc.collect()
+    gc.freeze()
 
 
 class CallManager:
@@ -34,6 +57,7 @@ class CallManager:
         self.finished: deque[CallReport] = deque(maxlen=100)  # recent calls, for /ready and tests
         self.refused = 0  # calls turned away because every place was taken
         self._admitted = 0  # places taken by calls still negotiating
+        self.metrics = BotMetrics(lambda: self.active, settings.max_calls)
         self._numbers = itertools.count(1)
 
     @property
@@ -55,6 +79,7 @@ class CallManager:
         if self.active < self.settings.max_calls:
             return True
         self.refused += 1
+        self.metrics.refused.inc()
         logger.info(f"call refused: {self.active} of {self.settings.max_calls} places taken")
         return False
 
@@ -75,23 +100,40 @@ class CallManager:
         return await self.choices.resolve(raw, self.session, self.speech)
 
     def start(
-        self, transport: BaseTransport, options: CallOptions, *, kind: str
+        self,
+        transport: BaseTransport,
+        options: CallOptions,
+        *,
+        kind: str,
+        hang_up: Callable[[], Awaitable[object]] | None = None,
     ) -> asyncio.Task[CallReport | None]:
-        """Run an admitted call in the background, in the place it took; the task is named by
-        the call's id (never a secret)."""
+        """Run an admitted call in the background, in the place it took; `hang_up` closes the
+        transport's connection however the call ends. The task is named by the call's id
+        (never a secret)."""
         assert self.speech is not None and self.session is not None
         self.release()
         call_id = f"{kind}-{next(self._numbers)}-{secrets.token_hex(2)}"
-        task = asyncio.create_task(self._run(transport, options, call_id), name=call_id)
+        self.metrics.calls.labels(kind).inc()
+        task = asyncio.create_task(self._run(transport, options, call_id, hang_up), name=call_id)
         self.tasks[call_id] = task
         return task
 
     async def _run(
-        self, transport: BaseTransport, options: CallOptions, call_id: str
+        self,
+        transport: BaseTransport,
+        options: CallOptions,
+        call_id: str,
+        hang_up: Callable[[], Awaitable[object]] | None,
     ) -> CallReport | None:
         try:
             report = await run_call(
-                transport, self.settings, self.speech, self.session, options, call_id=call_id
+                transport,
+                self.settings,
+                self.speech,
+                self.session,
+                options,
+                call_id=call_id,
+                metrics=self.metrics,
             )
             self.finished.append(report)
             return report
@@ -101,7 +143,13 @@ class CallManager:
             logger.exception(f"[{call_id}] call crashed; other calls continue")
             return None
         finally:
+            if hang_up is not None:
+                try:
+                    await hang_up()
+                except Exception as error:  # the call is over either way
+                    logger.info(f"[{call_id}] hanging up failed: {error.__class__.__name__}")
             self.tasks.pop(call_id, None)
+            _collect_garbage(call_id)
 
     async def close(self) -> None:
         for task in list(self.tasks.values()):

@@ -31,6 +31,7 @@ from pipecat.workers.runner import WorkerRunner
 from bot.config import Settings
 from bot.health import PROBES
 from bot.latency import CallLatency, TurnLatency
+from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.services import make_llm, make_stt, make_tts, prime_llm
@@ -80,6 +81,7 @@ async def run_call(
     options: CallOptions,
     *,
     call_id: str,
+    metrics: BotMetrics | None = None,
 ) -> CallReport:
     """Run one call until the client leaves. Never raises for a failing dependency."""
     report = CallReport(call_id)
@@ -144,6 +146,8 @@ async def run_call(
             number, [(c.key, c.duration_secs) for c in breakdown.contributions], kind
         )
         report.latency.add(turn)
+        if metrics:
+            metrics.turn(turn)
         logger.info(f"[{call_id}] {turn.log_line()}")
         logger.debug(f"[{call_id}] breakdown:\n" + "\n".join(breakdown.turn_contribution_lines()))
         await tell_page(turn.message())
@@ -152,6 +156,8 @@ async def run_call(
     async def on_pipeline_error(_worker, frame: ErrorFrame) -> None:
         service = services.get(frame.processor, "bot")
         report.errors.append(f"{service}: {frame.error}")
+        if metrics:
+            metrics.failure(service, frame.error)
         if service in outages:
             # One message per outage: the page has been told, and hears when it is over.
             logger.debug(f"[{call_id}] {service} still failing: {frame.error}")

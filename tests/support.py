@@ -277,3 +277,14 @@ class SocketCaller:
 
     async def wait_for(self, predicate, within: float, what: str):
         return await wait_until(predicate, within, what)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample's value from a Prometheus text page, read by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    raise AssertionError(f"no sample {name}{labels or ''} in /metrics")

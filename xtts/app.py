@@ -21,6 +21,7 @@ from xtts import __version__
 from xtts.audio import OUTPUT_RATE, wav_file
 from xtts.config import Settings
 from xtts.engines.base import TTSEngine, create_engine
+from xtts.metrics import CONTENT_TYPE as METRICS_TYPE
 from xtts.schemas import ApiError, SpeechBody, StreamBody, check_speech, describe_validation
 from xtts.synthesis import SynthesisFailed, Synthesizer
 
@@ -128,6 +129,11 @@ def create_app(
                 "queued": synthesizer.waiting,
             }
         )
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text format: queue depth, requests, first-audio and synthesis times."""
+        return Response(synthesizer.metrics.render(), media_type=METRICS_TYPE)
 
     @app.get("/studio_speakers")
     async def studio_speakers() -> Response:

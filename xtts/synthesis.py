@@ -14,6 +14,7 @@ import numpy as np
 
 from xtts.audio import OUTPUT_RATE, StreamResampler, split_sentences, to_pcm16, wav_header
 from xtts.engines.base import EngineSetupError, TTSEngine
+from xtts.metrics import TTSMetrics
 from xtts.schemas import SpeechJob
 from xtts.voices import Latents
 
@@ -40,6 +41,7 @@ class Synthesizer:
         self.load_error: str | None = None
         self._lock = asyncio.Lock()
         self.waiting = 0  # requests queued behind the one being synthesized
+        self.metrics = TTSMetrics(self)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-engine")
 
     async def load(self) -> None:
@@ -128,6 +130,13 @@ class Synthesizer:
             raise
         finally:
             stats.log()
+            self.metrics.finished(
+                route,
+                stats.outcome,
+                first_audio=stats.since_received(stats.first_audio),
+                synthesis=stats.since(stats.dequeued),
+                skipped=stats.skipped,
+            )
 
     @staticmethod
     def _failed(route: str, number: int, error: Exception, stats: _Stats) -> None:
@@ -192,6 +201,12 @@ class _Stats:
         self.sentences = 0
         self.skipped = 0
         self.outcome = "failed"
+
+    def since_received(self, moment: float | None) -> float | None:
+        return None if moment is None else moment - self.received
+
+    def since(self, moment: float | None) -> float | None:
+        return None if moment is None else time.perf_counter() - moment
 
     def audio(self, size: int) -> None:
         if self.first_audio is None and size:

@@ -84,29 +84,18 @@ def _parse_patch(body: dict[str, Any]) -> SmallWebRTCPatchRequest | str:
 
 def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> APIRouter:
     router = APIRouter()
-    closing: set[asyncio.Task] = set()  # held until done: the loop keeps only weak references
     offered: dict[str, asyncio.Task] = {}  # each WebRTC call by its pc_id
-
-    def background(coroutine) -> None:
-        task = asyncio.create_task(coroutine)
-        closing.add(task)
-        task.add_done_callback(closing.discard)
 
     def call_starter(options: CallOptions, started: list[bool]):
         async def start_call(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(
                 webrtc_connection=connection, params=transport_params(calls.settings)
             )
-            call = calls.start(transport, options, kind="webrtc")
+            # However the call ends, its peer connection (and UDP ports) goes with it.
+            call = calls.start(transport, options, kind="webrtc", hang_up=connection.disconnect)
             started.append(True)
             offered[connection.pc_id] = call
-
-            def ended(_: asyncio.Task) -> None:
-                offered.pop(connection.pc_id, None)
-                # However the call ends, its peer connection (and UDP ports) goes with it.
-                background(connection.disconnect())
-
-            call.add_done_callback(ended)
+            call.add_done_callback(lambda _: offered.pop(connection.pc_id, None))
 
         return start_call
 

@@ -16,7 +16,7 @@ import websockets
 
 from scripts.caller import Caller
 from tests.e2e.test_twilio import CALL, PhoneLine, _open, phone_bot_env, signed_webhook, stream_of
-from tests.support import free_port, greeting_of, rms, server_process
+from tests.support import free_port, greeting_of, metric, rms, server_process
 
 pytestmark = pytest.mark.e2e
 
@@ -103,6 +103,10 @@ async def test_the_call_beyond_the_limit_is_refused_on_every_transport(one_line_
             "max_calls": 1,
             "refused": 3,
         }
+        async with httpx.AsyncClient() as client:
+            page = (await client.get(f"{one_line_bot}/metrics")).text
+        assert metric(page, "kit_calls_refused_total") == 3
+        assert (metric(page, "kit_calls_active"), metric(page, "kit_calls_max")) == (1, 1)
         # The call that holds the line was not slowed or ended by the refusals.
         assert not first.server_messages("error")
         assert first.pc.connectionState == "connected"

@@ -7,11 +7,12 @@ import os
 import signal
 import time
 
+import httpx
 import pytest
 
 from scripts.caller import Caller, read_wav
 from tests.conftest import stack_env
-from tests.support import FIXTURES, free_port, rms, server_process, stop_process, transcribe
+from tests.support import FIXTURES, free_port, metric, rms, server_process, stop_process, transcribe
 
 pytestmark = pytest.mark.e2e
 
@@ -170,6 +171,12 @@ async def test_a_hung_dependency_counts_as_down_and_nothing_late_is_spoken(servi
             assert (
                 "sent nothing" in errors[0]["message"] or "did not answer" in errors[0]["message"]
             )
+            async with httpx.AsyncClient() as client:
+                page = (await client.get(f"{bot_url}/metrics")).text
+            timeouts = metric(
+                page, "kit_dependency_failures_total", service=service, kind="timeout"
+            )
+            assert timeouts >= 1
             if service == "llm":
                 await caller.wait_for(
                     lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 30, "the apology"

@@ -16,6 +16,7 @@ from tests.support import (
     ask,
     assert_english_speech,
     greeting_of,
+    metric,
     rms,
     transcribe,
     words,
@@ -51,6 +52,13 @@ async def test_spoken_question_gets_a_spoken_answer(stack):
         assert_full_breakdown(turn)
         bot_lines = caller.of_type("bot-output") or caller.of_type("bot-tts-text")
         assert bot_lines, "the bot's words never reached the page"
+        # The turn is in /metrics too, per stage (other tests' calls share this bot).
+        async with httpx.AsyncClient() as client:
+            page = (await client.get(f"{stack.bot_url}/metrics")).text
+        assert metric(page, "kit_calls_total", transport="webrtc") >= 1
+        assert metric(page, "kit_turn_seconds_count", stage="total") >= 1
+        for stage in STAGES:
+            assert metric(page, "kit_turn_seconds_sum", stage=stage) > 0 or stage == "rest"
     finally:
         await caller.close()
 

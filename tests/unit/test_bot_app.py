@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 from bot.app import WEBCLIENT, create_app
 from bot.config import Settings
 from bot.models import bundled_whisper_path
-from tests.support import free_port
+from tests.support import free_port, metric
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,18 @@ def test_health_answers_while_dependencies_are_down(client):
         "max_calls": os.cpu_count(),
         "refused": 0,
     }
+
+
+def test_metrics_are_served_in_prometheus_format(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    page = response.text
+    assert metric(page, "kit_calls_active") == 0
+    assert metric(page, "kit_calls_max") == os.cpu_count()
+    assert metric(page, "kit_calls_refused_total") == 0
+    assert metric(page, "kit_turn_seconds_count", stage="total") == 0
+    assert metric(page, "kit_dependency_failures_total", service="llm", kind="timeout") == 0
 
 
 def test_ready_names_each_dependency_that_is_down(client):

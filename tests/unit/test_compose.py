@@ -423,7 +423,7 @@ def test_models_are_kept_in_named_volumes():
         "volumes", []
     )
     assert "hf-cache:/root/.cache/huggingface" in project["services"]["vllm"]["volumes"]
-    assert set(project["volumes"]) == {"ollama-models", "hf-cache"}
+    assert set(project["volumes"]) == {"ollama-models", "hf-cache", "prometheus-data"}
 
 
 def test_the_one_shot_pull_pulls_and_loads_the_configured_model():
@@ -517,3 +517,29 @@ def test_docker_compose_refuses_a_dependency_outside_the_profile(tmp_path):
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert result.returncode != 0 and "ollama" in result.stderr
+
+
+def test_the_metrics_profile_scrapes_the_bot_and_the_tts_server_by_alias(tmp_path):
+    """Prometheus, next to any profile, reaches the bot and the TTS server by network alias."""
+    services = render("metrics")["services"]
+    assert set(services) == {"prometheus"}
+    schema = compose_schema()
+    assert not list(
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(render("metrics"))
+    )
+    assert "prometheus" in services["prometheus"]["image"].split(":")[0]
+    assert services["prometheus"]["image"].split(":")[1] != "latest"
+    config = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert targets == {"bot:7860", "tts:8001"}
+    for profile, roles in PROFILES.items():
+        rendered = render(profile)["services"]
+        assert "bot" in aliases(rendered[roles["bot"]]), profile
+        assert "tts" in aliases(rendered[roles["tts"]]), profile
+    rendered = compose_config("metrics", tmp_path, None)["services"]
+    assert set(rendered) == {"prometheus"}

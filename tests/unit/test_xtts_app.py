@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import uvicorn
 
-from tests.support import free_port
+from tests.support import free_port, metric
 from xtts.app import create_app
 from xtts.config import Settings
 from xtts.engines.base import EngineSetupError
@@ -208,11 +208,18 @@ def test_concurrent_requests_are_served_one_at_a_time_in_arrival_order():
         for queued, text in enumerate(("Second.", "Third."), 1):
             responses.append(pool.submit(client.post, "/tts_stream", json=body(text)))
             wait_until(lambda n=queued: client.get("/ready").json()["queued"] == n, text)
+        page = client.get("/metrics").text
+        assert (metric(page, "tts_queue_depth"), metric(page, "tts_busy")) == (2, 1)
         first.set()
         bodies = [future.result().content for future in responses]
         assert engine.started == ["First.", "Second.", "Third."]
         assert [len(audio) for audio in bodies] == [44 + CHUNK_BYTES] * 3
         assert client.get("/ready").json()["queued"] == 0
+        page = client.get("/metrics").text
+        assert metric(page, "tts_queue_depth") == 0
+        assert metric(page, "tts_requests_total", route="tts_stream", outcome="done") == 3
+        assert metric(page, "tts_first_audio_seconds_count", route="tts_stream") == 3
+        assert metric(page, "tts_synthesis_seconds_count", route="tts_stream") == 3
 
 
 def test_a_client_that_hangs_up_stops_its_synthesis_and_frees_the_queue():
@@ -306,6 +313,7 @@ def test_a_sentence_the_engine_fails_on_mid_stream_is_left_out_and_the_stream_co
         assert response.status_code == 200
         assert len(response.content) == 2 * CHUNK_BYTES  # whole: the stream was not cut
         assert engine.started == ["One.", "Two.", "Three."]
+        assert metric(client.get("/metrics").text, "tts_sentences_skipped_total") == 1
 
 
 def test_text_with_nothing_to_say_is_refused_and_odd_characters_are_cleaned():
