@@ -156,8 +156,10 @@ def twilio_router(calls: CallManager) -> APIRouter:
             start = await asyncio.wait_for(start_message(websocket), _START_TIMEOUT_SECS)
         except (TimeoutError, Exception):
             return await websocket.close(POLICY_VIOLATION)
-        details = (start or {}).get("start") or {}
-        custom = details.get("customParameters") or {}
+        details = (start or {}).get("start")
+        details = details if isinstance(details, dict) else {}
+        custom = details.get("customParameters")
+        custom = custom if isinstance(custom, dict) else {}
         if not tokens.redeem(custom.get("token")):
             logger.warning("Twilio stream refused: stream token missing, reused or expired")
             return await websocket.close(POLICY_VIOLATION)

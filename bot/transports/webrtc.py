@@ -17,6 +17,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+from pydantic import BaseModel, Field
 
 from bot.calls import CallManager
 from bot.options import BadOptions, CallOptions
@@ -24,6 +25,49 @@ from bot.pipeline import transport_params
 
 # An SDP offer is a few kilobytes; the persona prompt in requestData is capped at 4000 characters.
 MAX_BODY_BYTES = 256 * 1024
+
+
+class _Candidate(BaseModel):
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = Field(None, ge=0, lt=64)
+
+
+class _OfferBody(BaseModel):
+    """What the page posts (documented in the OpenAPI schema; `_parse_offer` checks it)."""
+
+    sdp: str = Field(description="the browser's SDP offer, with an audio section")
+    type: str = Field(description="always 'offer'")
+    pc_id: str | None = None
+    restart_pc: bool | None = None
+    requestData: dict[str, str] | None = Field(
+        None, description="the caller's voice, language and prompt"
+    )
+
+
+class _CandidatesBody(BaseModel):
+    pc_id: str
+    candidates: list[_Candidate]
+
+
+class _AbandonBody(BaseModel):
+    pc_id: str
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a body read by hand: its schema, so clients and fuzzers see it."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(item) for item in node] if isinstance(node, list) else node
+
+    content = {"application/json": {"schema": inline(schema)}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def _bad_request(message: str) -> JSONResponse:
@@ -99,7 +143,7 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
 
         return start_call
 
-    @router.post("/api/offer")
+    @router.post("/api/offer", openapi_extra=_body(_OfferBody))
     async def offer(request: Request) -> Any:
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
@@ -125,7 +169,7 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
             if not started:  # failed, or a renegotiation of a call that has its place
                 calls.release()
 
-    @router.delete("/api/offer")
+    @router.delete("/api/offer", openapi_extra=_body(_AbandonBody))
     async def abandon(request: Request) -> Any:
         """The page gave up on an offer (WebRTC did not connect): end that call, free its place."""
         body = await _json_object(request)
@@ -138,7 +182,7 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
         await asyncio.wait([call], timeout=5)  # answered once the place is free
         return {"status": "ended"}
 
-    @router.patch("/api/offer")
+    @router.patch("/api/offer", openapi_extra=_body(_CandidatesBody))
     async def ice_candidates(request: Request) -> Any:
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
