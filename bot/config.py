@@ -17,8 +17,10 @@ PROMPTS_DIR = Path(__file__).parent / "prompts"
 # Container secrets (Compose `secrets:`): a file per setting, e.g. /run/secrets/twilio_auth_token.
 SECRETS_DIR = Path("/run/secrets")
 
-# The XTTS v2 language set: the TTS contract speaks these codes.
+# The XTTS v2 language set: the TTS contract speaks these codes (pinned against the TTS server's
+# own list by tests/unit/test_bot_config.py; the two share no code).
 XTTS_LANGUAGES = [
+    "ar",
     "cs",
     "de",
     "en",

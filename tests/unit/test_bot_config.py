@@ -52,7 +52,7 @@ def test_environment_and_dotenv_are_read(monkeypatch, tmp_path):
             "localhost:11434",
             "LLM_BASE_URL: must be an http:// or https:// URL (got 'localhost:11434')",
         ),
-        ("TTS_LANGUAGE", "klingon", "TTS_LANGUAGE: must be one of cs, de, en"),
+        ("TTS_LANGUAGE", "klingon", "TTS_LANGUAGE: must be one of ar, cs, de, en"),
         (
             "BOT_PROMPT_FILE",
             "/nope.md",
@@ -120,3 +120,12 @@ def test_secrets_are_read_from_files_and_an_empty_api_key_means_none(tmp_path):
     assert settings.twilio_auth_token.get_secret_value() == "token-from-a-file"
     (secrets / "llm_api_key").write_text("key-from-a-file\n")
     assert Settings(_secrets_dir=secrets).llm_api_key == "key-from-a-file"
+
+
+def test_the_bot_and_the_tts_server_speak_the_same_xtts_languages():
+    """One fact on each side of the contract, pinned: a drift fails here, not on a caller."""
+    from bot.config import XTTS_LANGUAGES as BOT
+    from xtts.schemas import XTTS_LANGUAGES as SERVER
+
+    assert sorted(BOT) == sorted(SERVER)
+    assert Settings(tts_language="ar").tts_language == "ar"
