@@ -26,9 +26,10 @@ AT_ONCE = 2  # calls in flight together: the bot's default limit on these 2-core
 ROUNDS = 50
 
 
-def sockets(pid: int, pooled: set[int]) -> int:
-    """The process's sockets, less its pooled keep-alive connections to the LLM and TTS servers
-    (ports `pooled`): those are shared by every call and come and go with the pool."""
+def sockets(pid: int, pooled: set[int], own: int) -> int:
+    """The process's sockets, less those that come and go whatever the calls do: its pooled
+    keep-alive connections to the LLM and TTS servers (ports `pooled`), and HTTP connections to
+    its own port `own` (this test's requests) that it has not yet seen closed."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         with contextlib.suppress(FileNotFoundError):
@@ -39,7 +40,9 @@ def sockets(pid: int, pooled: set[int]) -> int:
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[2].rsplit(":", 1)[1], 16) in pooled:
+            local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+            listening = fields[3] == "0A"
+            if remote in pooled or (local == own and not listening):
                 to_pool.add(fields[9])
     return len(inodes - to_pool)
 
@@ -80,11 +83,12 @@ def within(now: dict[str, int], baseline: dict[str, int]) -> bool:
 
 
 async def footprint(url: str, pid: int, pooled: set[int]) -> dict[str, int]:
+    own = urlparse(url).port
     page = await quiet(url)
     await asyncio.sleep(1)  # sockets a call closed are gone from /proc a moment later
     page = await quiet(url)
     return {
-        "sockets": sockets(pid, pooled),
+        "sockets": sockets(pid, pooled, own),
         "tasks": int(metric(page, "kit_event_loop_tasks")),
         "threads": status(pid, "Threads"),
     }
