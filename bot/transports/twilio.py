@@ -24,15 +24,14 @@ from twilio.request_validator import RequestValidator
 from bot.calls import CallManager
 from bot.config import Settings
 from bot.pipeline import audio_params
+from bot.transports.websocket import POLICY_VIOLATION, TRY_AGAIN_LATER
 
 MAX_MESSAGE_BYTES = 64 * 1024
 _TOKEN_TTL_SECS = 30.0
 _START_TIMEOUT_SECS = 10.0
-POLICY_VIOLATION = 1008
 _XML = '<?xml version="1.0" encoding="UTF-8"?>'
 APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
 BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
-TRY_AGAIN_LATER = 1013
 
 
 class StreamTokens:

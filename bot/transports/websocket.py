@@ -19,6 +19,7 @@ from bot.calls import CallManager
 from bot.options import BadOptions
 from bot.pipeline import audio_params
 
+# WebSocket close codes, for both call sockets (/ws and /twilio/ws).
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 _START_TIMEOUT_SECS = 10
