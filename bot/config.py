@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     turn_silence_secs: float = Field(0.6, gt=0, le=10, description="silence mode: turn ends after")
     rnnoise: bool = Field(True, description="RNNoise on the input, where its wheel exists")
 
+    @field_validator("bot_log_level", "whisper_device", "bot_mode", "turn_detection", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("llm_base_url", "xtts_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -8,7 +8,28 @@ from dataclasses import dataclass
 import pytest
 
 from bot.models import bundled_whisper_path
-from tests.support import free_port, server_process
+from tests.support import ARTIFACTS, free_port, server_process
+
+_LOG_TAIL_LINES = 25
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with what the servers it talked to logged meanwhile (above
+    debug): on CI that is all there is to go on."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or not ARTIFACTS.is_dir():
+        return
+    for log in sorted(ARTIFACTS.glob("*.log")):
+        if log.stat().st_mtime < call.start:
+            continue
+        lines = [
+            line[:300]
+            for line in log.read_text(errors="replace").splitlines()
+            if "| DEBUG" not in line and "| TRACE" not in line
+        ]
+        report.sections.append((f"{log.name}, last lines", "\n".join(lines[-_LOG_TAIL_LINES:])))
 
 
 @dataclass(frozen=True)

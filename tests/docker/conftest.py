@@ -1,7 +1,7 @@
 """A real Docker engine and the kit's Compose stack, started the way a user starts them.
 
 The engine: Docker's own when one answers; else, as root, Debian's `docker.io` is installed when
-`dockerd` is missing and a `dockerd` is started for the session (and stopped after it: only what
+`dockerd` is missing and a `dockerd` is started for these tests (and stopped after them: only what
 the suite started is stopped). Without root and without an engine the suite is skipped, saying so.
 
 The stack: `make up-lite` under its own Compose project name and a free port, with the host's CA
@@ -73,7 +73,7 @@ def start_engine() -> subprocess.Popen:
     return daemon
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker_engine() -> Iterator[None]:
     daemon = None if engine_answers() else start_engine()
     try:
@@ -94,7 +94,7 @@ def docker(*args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def base_image(docker_engine) -> str:
     """The base the kit's images build on here (the official image, else one from Debian)."""
     result = subprocess.run(
@@ -108,7 +108,7 @@ def base_image(docker_engine) -> str:
     return result.stdout.strip()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def build_ca(tmp_path_factory) -> tuple[Path, bytes]:
     """The host's CA bundle with a unique marker line (PEM readers skip text between
     certificates): the bundle the images are built with, and bytes no layer may contain."""
@@ -168,7 +168,9 @@ def make(target: str, env: dict[str, str], timeout: float) -> subprocess.Complet
     return result
 
 
-@pytest.fixture(scope="session")
+# The stack runs only while its own tests do: left up, its containers would share the CPU
+# with every later test.
+@pytest.fixture(scope="module")
 def lite_stack(docker_engine, base_image, build_ca) -> Iterator[LiteStack]:
     bundle, _ = build_ca
     port = free_port()

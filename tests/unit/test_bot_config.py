@@ -23,9 +23,11 @@ def test_defaults_are_the_seed_persona_on_the_usual_ports():
 
 def test_environment_and_dotenv_are_read(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("LLM_MODEL=qwen2.5:0.5b\nBOT_PORT=9000\n")
-    monkeypatch.setenv("WHISPER_DEVICE", "cpu")
+    monkeypatch.setenv("WHISPER_DEVICE", "CPU")  # choices are read whatever their case
+    monkeypatch.setenv("BOT_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("LLM_BASE_URL", "http://ollama:11434/v1/")
     settings = load_settings()
+    assert settings.bot_log_level == "debug"
     assert (settings.llm_model, settings.bot_port, settings.whisper_device) == (
         "qwen2.5:0.5b",
         9000,
