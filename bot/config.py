@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     # Spoken answers: at most this many words and sentences; a repeating answer is cut earlier.
     bot_max_answer_words: int = Field(60, ge=5, le=1000)
     bot_max_answer_sentences: int = Field(3, ge=1, le=50)
+    # What the LLM reads of the call besides the persona: the last this many exchanges. A small
+    # model copies its own earlier answers once a few of them are in view, and every exchange
+    # kept is prompt to read on the CPU.
+    bot_history_turns: int = Field(
+        3, ge=0, le=1000, description="earlier exchanges the LLM reads; 0 = the whole call"
+    )
     # STUN/TURN for WebRTC, as JSON: [{"urls": "turn:host:3478", "username": "u", "credential": "p"}].
     # Not needed on localhost; behind NAT or in containers, a TURN server (or the WebSocket).
     bot_ice_servers: list[IceServer] = Field(default_factory=list)

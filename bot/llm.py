@@ -5,6 +5,8 @@ When the guard ends an answer, the stream is closed at once: the server stops ge
 llama.cpp slot, an Ollama or vLLM request freed), rather than writing on to the token limit
 while the CPU is needed for speech.
 
+Only the last BOT_HISTORY_TURNS exchanges of the call are sent, after the persona (`recent`).
+
 A server that sends nothing for LLM_TIMEOUT_SECS (before the first token, or between two) is
 treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
 has moved on, and the failure reaches the call like a refused connection would (an apology, one
@@ -21,6 +23,23 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.openai.llm import OpenAILLMService
 
 from bot.answers import AnswerGuard
+
+
+def recent(messages: list[dict], turns: int) -> list[dict]:
+    """`messages` with only the last `turns` exchanges before the newest user message (all of
+    them when `turns` is 0). The leading system messages stay; an exchange starts at a user
+    message, so the greeting goes once the first question is out of view."""
+    if turns <= 0:
+        return messages
+    head = 0
+    while head < len(messages) and messages[head].get("role") == "system":
+        head += 1
+    users = [i for i in range(head, len(messages)) if messages[i].get("role") == "user"]
+    asking = bool(users) and all(m.get("role") != "assistant" for m in messages[users[-1] :])
+    keep = turns + 1 if asking else turns  # the question being answered is not history
+    if len(users) <= keep:
+        return messages
+    return messages[:head] + messages[users[-keep] :]
 
 
 class _AnswerEnded(Exception):
@@ -60,12 +79,21 @@ class _Deadline:
 
 
 class KitLLMService(OpenAILLMService):
-    """`OpenAILLMService` whose answers pass through an `AnswerGuard`, under a deadline."""
+    """`OpenAILLMService` whose answers pass through an `AnswerGuard`, under a deadline, reading
+    the recent conversation only."""
 
-    def __init__(self, *, guard: AnswerGuard, timeout_secs: float, **kwargs: Any):
+    def __init__(
+        self, *, guard: AnswerGuard, timeout_secs: float, history_turns: int = 0, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self._guard = guard
         self._timeout_secs = timeout_secs
+        self._history_turns = history_turns
+
+    def build_chat_completion_params(self, params_from_context: Any) -> dict:
+        params = super().build_chat_completion_params(params_from_context)
+        params["messages"] = recent(list(params["messages"]), self._history_turns)
+        return params
 
     async def get_chat_completions(self, context: LLMContext) -> Any:
         try:

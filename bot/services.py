@@ -12,7 +12,7 @@ from pipecat.transcriptions.language import Language
 
 from bot.answers import AnswerGuard
 from bot.config import Settings
-from bot.llm import KitLLMService
+from bot.llm import KitLLMService, recent
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.stt import SharedWhisperSTTService
@@ -50,6 +50,7 @@ def make_llm(settings: Settings) -> KitLLMService:
             max_sentences=settings.bot_max_answer_sentences,
         ),
         timeout_secs=settings.llm_timeout_secs,
+        history_turns=settings.bot_history_turns,
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key,
         settings=KitLLMService.Settings(
@@ -73,6 +74,8 @@ async def prime_llm(
     interruption, differs from what the model generated, so the cache would miss it otherwise).
     Ollama loads the model if it was idle.
     """
+    # The same window as the answer's request, or the cache would hold a different prompt.
+    messages = recent(messages, settings.bot_history_turns)
     body = {"model": settings.llm_model, "messages": messages, "max_tokens": 1}
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
     try:

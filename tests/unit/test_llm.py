@@ -1,0 +1,62 @@
+"""What the LLM is sent of the call: the persona and the recent exchanges only."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answers import AnswerGuard
+from bot.llm import KitLLMService, recent
+
+SYSTEM = {"role": "system", "content": "You are Miss Harper."}
+GREETING = {"role": "assistant", "content": "Hello!"}
+
+
+def exchange(n: int) -> list[dict]:
+    return [{"role": "user", "content": f"q{n}"}, {"role": "assistant", "content": f"a{n}"}]
+
+
+def call(exchanges: int, asking: bool) -> list[dict]:
+    messages = [SYSTEM, GREETING]
+    for n in range(1, exchanges + 1):
+        messages += exchange(n)
+    if asking:
+        messages.append({"role": "user", "content": "now"})
+    return messages
+
+
+def contents(messages: list[dict]) -> list[str]:
+    return [m["content"] for m in messages]
+
+
+def test_a_question_is_sent_with_the_persona_and_the_last_exchanges():
+    sent = recent(call(5, asking=True), 2)
+    assert contents(sent) == ["You are Miss Harper.", "q4", "a4", "q5", "a5", "now"]
+
+
+def test_what_primes_the_cache_is_the_prefix_of_the_next_question():
+    """Primed after answer 5, asked question 6: the same window, so the cache is reused."""
+    primed = recent(call(5, asking=False), 2)
+    asked = recent(call(5, asking=True), 2)
+    assert asked[: len(primed)] == primed
+    assert contents(primed) == ["You are Miss Harper.", "q4", "a4", "q5", "a5"]
+
+
+@pytest.mark.parametrize("turns", [0, 3])
+def test_a_short_call_or_no_window_sends_everything(turns):
+    short = call(2, asking=True)
+    assert recent(short, 3) == short
+    assert recent(call(9, asking=True), 0) == call(9, asking=True)
+    assert recent([SYSTEM, GREETING], turns) == [SYSTEM, GREETING]
+
+
+def test_the_service_sends_the_window_in_its_request():
+    llm = KitLLMService(
+        guard=AnswerGuard(max_words=60, max_sentences=3),
+        timeout_secs=5,
+        history_turns=1,
+        base_url="http://127.0.0.1:9/v1",
+        api_key="none",
+        settings=KitLLMService.Settings(model="local"),
+    )
+    params = llm.build_chat_completion_params({"messages": call(4, asking=True)})
+    assert contents(params["messages"]) == ["You are Miss Harper.", "q4", "a4", "now"]
