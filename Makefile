@@ -48,8 +48,8 @@ format: install ## Apply ruff's fixes and formatting
 
 # BENCH_URL: any running bot (make run's, Compose's, a Modal URL); COMPARE=seed: the seed's
 # configuration too, on the same questions, interleaved.
-bench: install espeak-ng ## Latency benchmark over WebRTC against a running bot [BENCH_URL=… COMPARE=seed]
-	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(COMPARE),--compare $(COMPARE))
+bench: install espeak-ng ## Latency benchmark over WebRTC against a running bot [BENCH_URL=… COMPARE=seed | CALLS=N]
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS))
 
 # --- Docker Compose (compose/compose.yaml): one profile per target --------------------------------
 # Docker's own Compose plugin where it is installed, else the Compose v2 binary that uv.lock puts

@@ -13,6 +13,10 @@ Each turn is measured twice:
 - by the caller: its last loud sample sent to the first loud sample received back (both WebRTC
   legs and the jitter buffers; no playout).
 
+`--calls N` measures load instead: N calls at once, each asking its own share of the questions
+one at a time, their first questions `--stagger` seconds apart (a call the bot refuses is
+reported as such).
+
 `--compare seed` opens a second call with the seed's configuration (bot/tuning.py) and asks it
 the same questions, interleaved with the kit's, then prints each stage's ratio. Results go to
 `--out` (bench-results/): bench.json, bench.md and bench.png (stacked bars per configuration).
@@ -31,6 +35,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -145,6 +151,34 @@ async def run(url: str, configs: list[str], questions: list[dict], folder: Path,
     return results
 
 
+async def run_calls(
+    url: str, calls: int, questions: list[dict], folder: Path, repeat: int, stagger: float
+) -> dict[str, list[Turn]]:
+    """`calls` calls at once; call i asks questions i, i + calls, ... after i * `stagger` s."""
+
+    async def one(index: int) -> list[Turn]:
+        caller = Caller(url)
+        try:
+            await caller.connect({"profile": "kit"})
+        except httpx.HTTPStatusError as error:  # a refused call (503) is a result
+            return [Turn(f"call {index + 1}", [], error=f"refused: {error}")]
+        turns = []
+        try:
+            await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 120, "greeting")
+            await asyncio.sleep(index * stagger)
+            for question in (questions * repeat)[index::calls]:
+                turn = await ask(caller, question, folder)
+                turns.append(turn)
+                shown = f"{turn.caller_ms:.0f} ms" if turn.caller_ms is not None else turn.error
+                print(f"call {index + 1} {question['name']:>15}: caller {shown}", flush=True)
+        finally:
+            await caller.close()
+        return turns
+
+    per_call = await asyncio.gather(*(one(i) for i in range(calls)))
+    return {f"{calls} calls": [turn for turns in per_call for turn in turns]}
+
+
 def summarize(turns: list[Turn]) -> dict:
     measured = [t for t in turns if t.total_ms is not None and not t.cut]
     complete = [t for t in measured if "paused" not in t.tags]
@@ -158,6 +192,7 @@ def summarize(turns: list[Turn]) -> dict:
         "turns": len(turns),
         "measured": len(measured),
         "errors": sum(bool(t.error) for t in turns),
+        "refused": sum(t.error.startswith("refused") for t in turns),
         "cut": sum(t.cut for t in turns),
         "total_ms": stat([t.total_ms for t in measured]),
         "stages_ms": {s: stat([t.stages_ms.get(s, 0.0) for t in measured]) for s in STAGES},
@@ -203,7 +238,7 @@ def markdown(summary: dict[str, dict], ratio: dict[str, float] | None) -> str:
     for config, s in summary.items():
         lines.append(
             f"- {config}: {s['measured']}/{s['turns']} turns measured, {s['cut']} cut, "
-            f"{s['errors']} errors; slowest endpointing on a complete question "
+            f"{s['errors']} errors ({s['refused']} calls refused); slowest endpointing on a complete question "
             f"{ms(s['max_endpointing_complete_ms'])} ms; answers median "
             f"{ms(s['answer_words']['median'])} words (max {s['max_answer_words']}), "
             f"{s['looping_answers']} looping"
@@ -245,11 +280,21 @@ def main() -> int:
     parser.add_argument("--questions", type=Path, default=QUESTIONS_DIR)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="ask only these questions")
+    parser.add_argument(
+        "--calls", type=int, default=1, help="calls at once (load; not with --compare)"
+    )
+    parser.add_argument("--stagger", type=float, default=3.0, help="seconds between calls' turns")
     args = parser.parse_args()
+    if args.calls > 1 and args.compare:
+        parser.error("--calls and --compare measure different things: use one")
 
     questions = make(args.questions, args.only)
     configs = ["kit", *([args.compare] if args.compare else [])]
-    results = asyncio.run(run(args.url, configs, questions, args.questions, args.repeat))
+    if args.calls > 1:
+        load = run_calls(args.url, args.calls, questions, args.questions, args.repeat, args.stagger)
+        results = asyncio.run(load)
+    else:
+        results = asyncio.run(run(args.url, configs, questions, args.questions, args.repeat))
 
     summary = {config: summarize(turns) for config, turns in results.items()}
     ratio = None
@@ -267,12 +312,14 @@ def main() -> int:
         ratio["caller"] = divide(kit["caller_ms"]["median"], seed["caller_ms"]["median"])
 
     args.out.mkdir(parents=True, exist_ok=True)
-    title = f"{len(questions)} questions × {args.repeat}, {machine()}"
+    calls = f", {args.calls} calls at once" if args.calls > 1 else ""
+    title = f"{len(questions)} questions × {args.repeat}{calls}, {machine()}"
     report = {
         "machine": machine(),
         "url": args.url,
         "questions": len(questions),
         "repeat": args.repeat,
+        "calls": args.calls,
         "summary": summary,
         "ratio": ratio,
         "turns": {config: [asdict(t) for t in turns] for config, turns in results.items()},

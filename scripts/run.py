@@ -25,25 +25,35 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pydantic import Field, ValidationError  # noqa: E402
+from pydantic_settings import BaseSettings, SettingsConfigDict  # noqa: E402
+
 from bot.config import Settings as BotSettings  # noqa: E402
 from bot.config import load_settings  # noqa: E402
+from scripts.llm_server import LLMServerSettings, settings_problems  # noqa: E402
 
-EMBEDDED_LLM_PORT = int(os.environ.get("LLM_SERVER_PORT", "8080"))
-READY_TIMEOUT = float(os.environ.get("RUN_READY_TIMEOUT", "600"))  # a first model download
+
+class LauncherSettings(BaseSettings):
+    """The launcher's own settings: the environment, then `.env`, like every other part."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # A first start downloads models: Whisper's, and the hub LLM when it is reachable.
+    run_ready_timeout: float = Field(600, gt=0, le=86400)
 
 
 def say(message: str) -> None:
     print(f"\033[1mrun\033[0m  {message}", flush=True)
 
 
-def llm_problem(settings: BotSettings) -> str | None:
+async def llm_problem(settings: BotSettings) -> str | None:
     """Why the configured LLM server cannot be used, or None when it can."""
     try:
-        response = httpx.get(
-            f"{settings.llm_base_url}/models",
-            headers={"Authorization": f"Bearer {settings.llm_api_key}"},
-            timeout=2,
-        )
+        async with httpx.AsyncClient(timeout=2) as client:
+            response = await client.get(
+                f"{settings.llm_base_url}/models",
+                headers={"Authorization": f"Bearer {settings.llm_api_key}"},
+            )
     except httpx.HTTPError:
         return f"no LLM server answers at {settings.llm_base_url}"
     if response.status_code != 200:
@@ -56,9 +66,10 @@ def llm_problem(settings: BotSettings) -> str | None:
     return None
 
 
-def tts_running(settings: BotSettings) -> bool:
+async def tts_running(settings: BotSettings) -> bool:
     try:
-        return httpx.get(f"{settings.xtts_base_url}/ready", timeout=2).status_code == 200
+        async with httpx.AsyncClient(timeout=2) as client:
+            return (await client.get(f"{settings.xtts_base_url}/ready")).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -100,7 +111,7 @@ def configured_tts_engine() -> str:
         return os.environ.get("TTS_ENGINE", OFFLINE_TTS_ENGINE)
 
 
-async def start_tts(port: int, bot_env: dict[str, str], processes: dict) -> None:
+async def start_tts(port: int, bot_env: dict[str, str], processes: dict, within: float) -> None:
     """Start the TTS server and wait until it is ready; falls back to the offline engine when the
     configured one fails. Each process is registered at once, so Ctrl-C always stops it."""
     url = f"http://127.0.0.1:{port}/ready"
@@ -108,7 +119,7 @@ async def start_tts(port: int, bot_env: dict[str, str], processes: dict) -> None
     say(f"TTS: starting the TTS server ({engine}) on :{port}")
     processes["tts"] = await start("tts", ["-m", "xtts"], {"TTS_PORT": str(port)})
     try:
-        await wait_ready(url, {"tts": processes["tts"]})
+        await wait_ready(url, {"tts": processes["tts"]}, within)
         return
     except RuntimeError:
         if engine == OFFLINE_TTS_ENGINE:
@@ -120,11 +131,13 @@ async def start_tts(port: int, bot_env: dict[str, str], processes: dict) -> None
     bot_env["TTS_VOICE"] = ""
     env = {"TTS_PORT": str(port), "TTS_ENGINE": OFFLINE_TTS_ENGINE, "TTS_VOICE": ""}
     processes["tts"] = await start("tts", ["-m", "xtts"], env)
-    await wait_ready(url, {"tts": processes["tts"]})
+    await wait_ready(url, {"tts": processes["tts"]}, within)
 
 
-async def wait_ready(url: str, processes: dict[str, asyncio.subprocess.Process]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
+async def wait_ready(
+    url: str, processes: dict[str, asyncio.subprocess.Process], within: float
+) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=3) as client:
         while time.monotonic() < deadline:
             for name, process in processes.items():
@@ -136,7 +149,7 @@ async def wait_ready(url: str, processes: dict[str, asyncio.subprocess.Process])
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.5)
-    raise RuntimeError(f"not ready after {READY_TIMEOUT:.0f}s: {url}")
+    raise RuntimeError(f"not ready after {within:.0f}s (RUN_READY_TIMEOUT): {url}")
 
 
 async def stop_all(processes: dict[str, asyncio.subprocess.Process]) -> None:
@@ -154,19 +167,24 @@ async def stop_all(processes: dict[str, asyncio.subprocess.Process]) -> None:
 
 async def main() -> int:
     settings = load_settings()
+    try:
+        launcher, embedded = LauncherSettings(), LLMServerSettings()
+    except ValidationError as error:
+        say(settings_problems(error))
+        return 2
+    timeout = launcher.run_ready_timeout
     bot_env: dict[str, str] = {}
     processes: dict[str, asyncio.subprocess.Process] = {}
 
-    problem = llm_problem(settings)
+    problem = await llm_problem(settings)
     if problem is None:
         say(f"LLM: using {settings.llm_model} at {settings.llm_base_url}")
     else:
-        say(f"LLM: {problem}; starting the embedded llama.cpp server on :{EMBEDDED_LLM_PORT}")
-        llm_url = f"http://127.0.0.1:{EMBEDDED_LLM_PORT}/v1"
+        port = embedded.llm_server_port
+        say(f"LLM: {problem}; starting the embedded llama.cpp server on :{port}")
+        llm_url = f"http://127.0.0.1:{port}/v1"
         bot_env.update({"LLM_BASE_URL": llm_url, "LLM_MODEL": "local", "LLM_API_KEY": "EMPTY"})
-        processes["llm"] = await start(
-            "llm", ["scripts/llm_server.py", "--port", str(EMBEDDED_LLM_PORT)], {}
-        )
+        processes["llm"] = await start("llm", ["scripts/llm_server.py", "--port", str(port)], {})
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -174,13 +192,13 @@ async def main() -> int:
         loop.add_signal_handler(sig, stopping.set)
 
     async def start_tts_and_bot() -> None:
-        if tts_running(settings):
+        if await tts_running(settings):
             say(f"TTS: using the server at {settings.xtts_base_url}")
         else:
             port = urlparse(settings.xtts_base_url).port or 8001
-            await start_tts(port, bot_env, processes)
+            await start_tts(port, bot_env, processes, timeout)
         processes["bot"] = await start("bot", ["-m", "bot"], bot_env)
-        await wait_ready(f"http://127.0.0.1:{settings.bot_port}/ready", processes)
+        await wait_ready(f"http://127.0.0.1:{settings.bot_port}/ready", processes, timeout)
 
     ready = asyncio.create_task(start_tts_and_bot())
     interrupted = asyncio.create_task(stopping.wait())

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from bot.latency import STAGES
-from tests.support import ROOT
+from tests.e2e.test_twilio import phone_bot_env
+from tests.support import ROOT, free_port, server_process
 
 pytestmark = pytest.mark.e2e
 
@@ -54,3 +55,28 @@ def test_bench_compares_the_kit_with_the_seed(stack, tmp_path):
     assert "| kit | median |" in table and "| seed | p95 |" in table and "kit ÷ seed" in table
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "written to" in run.stdout
+
+
+def test_bench_under_load_reports_the_refused_call(stack, tmp_path):
+    """`--calls 2` against a bot that takes one call: one call is answered, the other refused,
+    and the report says so rather than failing."""
+    port = free_port()
+    env = phone_bot_env(stack, port, BOT_MAX_CALLS="1")
+    url = f"http://127.0.0.1:{port}"
+    out = tmp_path / "results"
+    args = ["--url", url, "--calls", "2", "--only", "fish", "bees"]
+    folders = ["--questions", str(tmp_path / "questions"), "--out", str(out)]
+    with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="load-bot"):
+        run = subprocess.run(
+            [sys.executable, "scripts/bench.py", *args, *folders],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((out / "bench.json").read_text())
+    load = report["summary"]["2 calls"]
+    assert report["calls"] == 2
+    assert (load["refused"], load["measured"], load["cut"]) == (1, 1, 0), report["turns"]
+    assert "2 calls at once" in (out / "bench.md").read_text()

@@ -9,6 +9,8 @@ import json
 import re
 
 from bot.config import Settings as BotSettings
+from scripts.llm_server import LLMServerSettings
+from scripts.run import LauncherSettings
 from tests.support import ROOT
 from xtts.config import Settings as TTSSettings
 
@@ -23,8 +25,10 @@ def example() -> dict[str, str]:
 
 
 def launcher_variables() -> set[str]:
-    """Variables the scripts read from the environment (and .env, through their `setting`)."""
-    found: set[str] = set()
+    """Variables the scripts read: their settings classes' fields (`make run`'s launcher and the
+    embedded LLM server), and any read one by one (`os.environ.get`, `setting`)."""
+    found = {name.upper() for name in LauncherSettings.model_fields}
+    found |= {name.upper() for name in LLMServerSettings.model_fields}
     for script in (ROOT / "scripts").glob("*.py"):
         text = script.read_text()
         found |= set(re.findall(r'(?:os\.environ\.get|\bsetting)\("([A-Z_]+)"', text))
@@ -53,7 +57,7 @@ def test_every_variable_the_code_reads_is_documented_and_nothing_else():
 
 def test_documented_defaults_are_the_code_defaults():
     documented = example()
-    for settings in (BotSettings, TTSSettings):
+    for settings in (BotSettings, TTSSettings, LauncherSettings, LLMServerSettings):
         for name, field in settings.model_fields.items():
             default = field.get_default(call_default_factory=True)
             if default is None:
@@ -75,3 +79,20 @@ def test_the_example_is_a_valid_configuration(monkeypatch, tmp_path):
     bot = BotSettings(_env_file=tmp_path / ".env")
     tts = TTSSettings(_env_file=tmp_path / ".env")
     assert (bot.bot_port, tts.tts_engine, tts.xtts_model_dir) == (7860, "hibari", None)
+
+
+def test_every_part_reads_dotenv_and_the_environment_alike(monkeypatch, tmp_path):
+    """The launcher and the embedded LLM server read `.env` as the bot and the TTS server do, and
+    a variable set in the environment wins over the file everywhere."""
+    (tmp_path / ".env").write_text(
+        "RUN_READY_TIMEOUT=5\nLLM_SERVER_PORT=9999\nLLM_THREADS=3\nBOT_PORT=9001\nTTS_PORT=9002\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for name in code_variables():
+        monkeypatch.delenv(name, raising=False)
+    assert LauncherSettings().run_ready_timeout == 5
+    assert (LLMServerSettings().llm_server_port, LLMServerSettings().llm_threads) == (9999, 3)
+    assert (BotSettings().bot_port, TTSSettings().tts_port) == (9001, 9002)
+    monkeypatch.setenv("LLM_SERVER_PORT", "9998")
+    monkeypatch.setenv("RUN_READY_TIMEOUT", "7")
+    assert (LLMServerSettings().llm_server_port, LauncherSettings().run_ready_timeout) == (9998, 7)
