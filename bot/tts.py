@@ -161,14 +161,13 @@ class KitTTSService(TTSService):
                 yield ErrorFrame(error=f"TTS server refused the text ({response.status}): {detail}")
                 return
             await self.start_tts_usage_metrics(text)
-            pending = b""
-            async for chunk in response.content.iter_any():
+            # Pipecat's own streaming helper: whole 16-bit samples, however the bytes arrive.
+            frames = self._stream_audio_frames_from_iterator(
+                response.content.iter_any(), in_sample_rate=SERVER_RATE, context_id=context_id
+            )
+            async for frame in frames:
                 await self.stop_ttfb_metrics()
-                pending += chunk
-                usable = len(pending) - len(pending) % 2  # whole 16-bit samples only
-                if usable:
-                    yield TTSAudioRawFrame(pending[:usable], SERVER_RATE, 1, context_id=context_id)
-                    pending = pending[usable:]
+                yield frame
 
     async def _record_context_audio_outcome(self, context_id: str, received_audio: bool) -> None:
         # Pipecat reports a context that ends without audio as an error of its own; when the

@@ -1,7 +1,7 @@
 """The TTS server as a real process, driven the way its clients drive it.
 
 For each offline engine, `python -m xtts` runs on a free port; Pipecat's unmodified
-`XTTSService` speaks through it, and the raw HTTP contract is checked request by request.
+`XTTSService` and the bot's own `KitTTSService` speak through it, and the raw HTTP contract is checked request by request.
 Whisper judges that the audio says what was asked.
 """
 
@@ -25,6 +25,7 @@ from pipecat.pipeline.worker import PipelineParams
 from pipecat.services.xtts.tts import XTTSService
 from pipecat.tests.utils import run_test
 
+from bot.tts import KitTTSService
 from tests.support import ARTIFACTS, free_port, rms, server_process, transcribe
 from xtts.voices import named_latents
 
@@ -95,18 +96,24 @@ def seconds(pcm: bytes) -> float:
     return len(pcm) / 2 / RATE
 
 
-# --- Pipecat's stock client ---
+# --- The clients: Pipecat's stock one and the bot's own ---
 
 
-async def test_pipecat_xtts_service_speaks_through_the_server(server: Server):
-    async with aiohttp.ClientSession() as session:
-        tts = XTTSService(
+def client(kind: str, server: Server, session: aiohttp.ClientSession):
+    if kind == "stock":
+        return XTTSService(
             base_url=server.url,
             aiohttp_session=session,
             settings=XTTSService.Settings(voice=server.voice),
         )
+    return KitTTSService(base_url=server.url, voice=server.voice, language="en", session=session)
+
+
+@pytest.mark.parametrize("kind", ["stock", "kit"])
+async def test_pipecat_tts_clients_speak_through_the_server(server: Server, kind: str):
+    async with aiohttp.ClientSession() as session:
         frames, _ = await run_test(
-            tts,
+            client(kind, server, session),
             frames_to_send=[TTSSpeakFrame(PANGRAM)],
             pipeline_params=PipelineParams(audio_out_sample_rate=RATE),
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pipecat.frames.frames import (
     DataFrame,
     ErrorFrame,
@@ -41,6 +44,7 @@ class Server:
     """The TTS server process on a fixed port, which the test may stop, resume or replace."""
 
     port: int
+    env: dict[str, str] = field(default_factory=dict)
     procs: list = field(default_factory=list)
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -49,7 +53,12 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {"TTS_ENGINE": "hibari", "TTS_PORT": str(self.port), "TTS_HOST": "127.0.0.1"}
+        env = {
+            "TTS_ENGINE": "hibari",
+            "TTS_PORT": str(self.port),
+            "TTS_HOST": "127.0.0.1",
+            **self.env,
+        }
         name = f"tts-client-{len(self.procs)}"
         proc = self.stack.enter_context(
             server_process(["-m", "xtts"], env=env, ready_url=f"{self.url}/ready", name=name)
@@ -98,19 +107,67 @@ def answer(*sentences: str) -> list:
     return [*frames, LLMFullResponseEndFrame()]
 
 
-async def speak(server: Server, frames: list) -> tuple[dict[str, bytes], list[ErrorFrame]]:
-    """Run the frames through Actor → KitTTSService: the audio per answer, and the errors."""
+async def speak(
+    server: Server, frames: list, url: str | None = None
+) -> tuple[dict[str, bytes], list[ErrorFrame]]:
+    """Run the frames through Actor → KitTTSService (talking to `url`, the server's unless
+    given): the audio per answer, and the errors."""
     async with aiohttp.ClientSession() as session:
         tts = KitTTSService(
-            base_url=server.url, voice="", language="en", session=session, timeout_secs=1.0
+            base_url=url or server.url, voice="", language="en", session=session, timeout_secs=1.0
         )
         down, up = await run_test(Pipeline([Actor(), tts]), frames_to_send=frames)
     audio: dict[str, bytes] = {}
     for frame in down:
         if isinstance(frame, TTSAudioRawFrame):
             assert frame.sample_rate == SERVER_RATE
+            assert len(frame.audio) % 2 == 0, "a frame split a 16-bit sample"
             audio[frame.context_id] = audio.get(frame.context_id, b"") + frame.audio
     return audio, [f for f in [*down, *up] if isinstance(f, ErrorFrame)]
+
+
+@contextlib.asynccontextmanager
+async def odd_chunking_proxy(target: str):
+    """A pass-through in front of the real server that records each `/tts_stream` request's body
+    and hands the audio on in odd-sized pieces (1, 3, 501, 1023, 2047 bytes), as a slow network
+    might."""
+    requests: list[bytes] = []
+    streamed: list[bytes] = []
+
+    async def studio_speakers(_request: web.Request) -> web.Response:
+        async with session.get(f"{target}/studio_speakers") as upstream:
+            return web.Response(body=await upstream.read(), content_type="application/json")
+
+    async def tts_stream(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        requests.append(body)
+        headers = {"Content-Type": "application/json"}
+        async with session.post(f"{target}/tts_stream", data=body, headers=headers) as upstream:
+            audio = await upstream.read()
+        streamed.append(audio)
+        response = web.StreamResponse(headers={"Content-Type": "audio/raw"})
+        await response.prepare(request)
+        offset, sizes = 0, itertools.cycle((1, 3, 501, 1023, 2047))
+        while offset < len(audio):
+            size = next(sizes)
+            await response.write(audio[offset : offset + size])
+            offset += size
+            await asyncio.sleep(0.002)  # paced, so that pieces arrive one by one
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/studio_speakers", studio_speakers)
+    app.router.add_post("/tts_stream", tts_stream)
+    runner = web.AppRunner(app)
+    async with aiohttp.ClientSession() as session:
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield f"http://127.0.0.1:{port}", requests, streamed
+        finally:
+            await runner.cleanup()
 
 
 def heard(audio: dict[str, bytes]) -> list[str]:
@@ -124,6 +181,56 @@ async def test_each_answer_is_spoken_whole_with_its_punctuation(server: Server):
     (said,) = heard(audio)
     for word in ("apples", "bananas", "cherries"):
         assert word in said, said
+
+
+async def test_requests_follow_the_contract_byte_for_byte_and_odd_pieces_are_reassembled(
+    server: Server,
+):
+    """What the client sends is exactly the XTTS streaming request (latents as the server gave
+    them, raw PCM, chunk size 20); audio arriving in odd-sized pieces comes out as whole samples,
+    every byte of it, in order."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/studio_speakers") as response,
+    ):
+        latents = next(iter((await response.json()).values()))
+    async with odd_chunking_proxy(server.url) as (url, requests, streamed):
+        audio, errors = await speak(server, [*answer(SECOND), SleepFrame(3)], url=url)
+    assert not errors, errors
+    # The first clause goes on its own, for an early start (bot/text.py); then the rest.
+    pieces = ["Dogs like to run", "in the park."]
+    assert requests == [
+        json.dumps(
+            {
+                "text": piece,
+                "language": "en",
+                "speaker_embedding": latents["speaker_embedding"],
+                "gpt_cond_latent": latents["gpt_cond_latent"],
+                "add_wav_header": False,
+                "stream_chunk_size": 20,
+            }
+        ).encode()
+        for piece in pieces
+    ]
+    (spoken,) = audio.values()
+    assert spoken == b"".join(streamed) and len(spoken) > SERVER_RATE  # over half a second
+    said = transcribe(spoken, SERVER_RATE)
+    assert "dogs" in said and "park" in said, said
+
+
+async def test_a_refused_piece_is_reported_and_the_rest_of_the_answer_is_spoken():
+    """A sentence over the server's TTS_MAX_TEXT_CHARS is refused (413): the page is told why,
+    in the server's words, and the answer goes on with its next sentence."""
+    long = "The quick brown fox jumps over the lazy dog near the river bank."
+    server = Server(free_port(), env={"TTS_MAX_TEXT_CHARS": "40"})
+    with server.stack:
+        server.start()
+        audio, errors = await speak(server, [*answer(FIRST, long, SECOND), SleepFrame(4)])
+    assert len(errors) == 1, errors
+    assert "refused the text (413)" in errors[0].error and "TTS_MAX_TEXT_CHARS" in errors[0].error
+    (said,) = heard(audio)
+    assert "apples" in said and "dogs" in said, said
+    assert "fox" not in said, said
 
 
 async def test_a_server_that_stops_mid_answer_ends_that_answer_and_the_next_is_spoken(
