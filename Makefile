@@ -35,8 +35,20 @@ espeak-ng:
 test: install chromium espeak-ng ## Install what the tests need and run the whole suite
 	@$(UV) run --frozen $(EXTRAS) pytest
 
-test-fast: install ## Unit tests only
-	@$(UV) run --frozen $(EXTRAS) pytest tests/unit
+test-fast: install ## Unit tests only (marker unit; seconds)
+	@$(UV) run --frozen $(EXTRAS) pytest -m unit
+
+# One suite at a time, selected by its marker (pyproject.toml lists them).
+test-pipeline: install ## Pipeline tests: Pipecat processors and models in one process
+	@$(UV) run --frozen $(EXTRAS) pytest -m pipeline
+test-contract: install ## Contract tests: the TTS server as a process, its clients, fuzzing
+	@$(UV) run --frozen $(EXTRAS) pytest -m contract
+test-e2e: install espeak-ng ## End-to-end tests: the whole stack as processes, real callers
+	@$(UV) run --frozen $(EXTRAS) pytest -m e2e
+test-browser: install chromium ## Browser tests: the page in headless Chromium
+	@$(UV) run --frozen $(EXTRAS) pytest -m browser
+test-docker: install ## Docker tests: the images and the Compose stack on a real engine
+	@$(UV) run --frozen $(EXTRAS) pytest -m docker
 
 lint: install ## ruff lint and format check
 	@$(UV) run --frozen $(EXTRAS) ruff check .

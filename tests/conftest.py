@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,15 @@ from bot.models import bundled_whisper_path
 from tests.support import ARTIFACTS, free_port, server_process
 
 _LOG_TAIL_LINES = 25
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items):
+    """Every test under tests/unit is a `unit` test (`make test-fast` selects by that marker);
+    the other suites mark themselves."""
+    for item in items:
+        if item.path.is_relative_to(UNIT):
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.hookimpl(hookwrapper=True)
