@@ -288,3 +288,24 @@ def metric(text: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     raise AssertionError(f"no sample {name}{labels or ''} in /metrics")
+
+
+# --- μ-law (G.711), Twilio's wire format: the standard's 14-bit tables, over numpy ---------
+
+
+def lin2ulaw(pcm: bytes) -> bytes:
+    """16-bit little-endian PCM to 8-bit μ-law, code for code as the G.711 reference does."""
+    x = np.frombuffer(pcm, "<i2").astype(np.int32) >> 2
+    mask = np.where(x < 0, 0x7F, 0xFF)
+    magnitude = np.minimum(np.abs(x), 8159) + 33
+    segment = np.floor(np.log2(magnitude)).astype(np.int32) - 5
+    code = np.where(segment >= 8, 0x7F, (segment << 4) | ((magnitude >> (segment + 1)) & 0x0F))
+    return (code ^ mask).astype(np.uint8).tobytes()
+
+
+def ulaw2lin(ulaw: bytes) -> bytes:
+    """8-bit μ-law to 16-bit little-endian PCM."""
+    code = ~np.frombuffer(ulaw, np.uint8).astype(np.int32) & 0xFF
+    segment, mantissa = (code >> 4) & 7, code & 0x0F
+    magnitude = (((mantissa << 3) + 0x84) << segment) - 0x84
+    return np.where(code & 0x80, -magnitude, magnitude).astype("<i2").tobytes()

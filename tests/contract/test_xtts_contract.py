@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 import wave
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -26,7 +27,7 @@ from pipecat.services.xtts.tts import XTTSService
 from pipecat.tests.utils import run_test
 
 from bot.tts import KitTTSService
-from tests.support import ARTIFACTS, free_port, rms, server_process, transcribe
+from tests.support import ARTIFACTS, free_port, metric, rms, server_process, transcribe
 from xtts.voices import named_latents
 
 pytestmark = pytest.mark.contract
@@ -325,12 +326,28 @@ def test_concurrent_requests_all_complete_in_arrival_order(
 
 
 def test_a_client_that_hangs_up_mid_stream_frees_the_queue(http: httpx.Client, latents):
+    """The server notices the hang-up and stops that synthesis (counted as cancelled), rather
+    than speaking the rest of a long text to nobody while the next request waits."""
+
+    def cancelled() -> float:
+        page = http.get("/metrics").text
+        try:
+            return metric(page, "tts_requests_total", route="tts_stream", outcome="cancelled")
+        except AssertionError:
+            return 0.0  # no request cancelled yet: the labelled sample does not exist
+
+    before = cancelled()
     long_text = " ".join([SENTENCES] * 10)
     with http.stream("POST", "/tts_stream", json=speech(latents, long_text)) as response:
         assert response.status_code == 200
         chunks = response.iter_raw()
         assert next(chunks)
-    # Hung up after the first chunk; the next request still gets its audio.
+    # Hung up after the first chunk: the server cancels it, and the next request gets its audio.
+    deadline = time.monotonic() + 10
+    while cancelled() == before:
+        assert time.monotonic() < deadline, "the abandoned synthesis was not cancelled"
+        time.sleep(0.1)
+    assert http.get("/ready").json()["queued"] == 0
     after = http.post("/tts_stream", json=speech(latents, PANGRAM, add_wav_header=False))
     assert after.status_code == 200
     assert seconds(after.content) > 1.0

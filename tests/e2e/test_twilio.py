@@ -4,7 +4,6 @@ real bot. Only Twilio's cloud is emulated; signatures come from Twilio's own lib
 from __future__ import annotations
 
 import asyncio
-import audioop  # μ-law is Twilio's wire format; Pipecat's serializer uses the same module
 import base64
 import json
 import os
@@ -17,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import httpx
+import numpy as np
 import pytest
+import soxr
 import websockets
 from twilio.request_validator import RequestValidator
 
@@ -28,17 +29,19 @@ from tests.support import (
     FIXTURES,
     ROOT,
     free_port,
+    lin2ulaw,
     rms,
     server_process,
     transcribe,
+    ulaw2lin,
     wait_until,
 )
 
 pytestmark = pytest.mark.e2e
 
 AUTH_TOKEN = "emulated-twilio-auth-token"  # a test value, not a credential
-PCM_8K = audioop.ratecv(read_wav(FIXTURES / "questions" / "france.wav"), 2, 1, 16000, 8000, None)[0]
-QUESTION = audioop.lin2ulaw(PCM_8K, 2)
+PCM_16K = np.frombuffer(read_wav(FIXTURES / "questions" / "france.wav"), "<i2")
+QUESTION = lin2ulaw(soxr.resample(PCM_16K, 16000, 8000).astype("<i2").tobytes())
 FRAME = 160  # 20 ms of 8 kHz μ-law
 CALL = {"CallSid": "CA0001", "AccountSid": "AC0001", "From": "+15550001111", "To": "+15550002222"}
 
@@ -146,7 +149,7 @@ class PhoneLine:
             self.events.append(event)
             if event.get("event") == "media":
                 mulaw = base64.b64decode(event["media"]["payload"])
-                self.audio.append((time.monotonic(), audioop.ulaw2lin(mulaw, 2)))
+                self.audio.append((time.monotonic(), ulaw2lin(mulaw)))
 
     def of(self, kind: str) -> list[dict]:
         return [e for e in self.events if e.get("event") == kind]
@@ -191,9 +194,14 @@ async def _open(url: str):
 async def test_a_reused_missing_or_unknown_token_closes_before_any_pipeline(phone_bot, token):
     url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
     if token == "reused":
-        async with await _open(url) as ws:  # the first use is fine...
-            await PhoneLine(ws).start(parameters["token"])
-            await asyncio.sleep(0.5)
+        async with await _open(url) as ws:  # the first use is fine: the greeting plays...
+            first = PhoneLine(ws)
+            await first.start(parameters["token"])
+            receiving = asyncio.create_task(first.receive())
+            try:
+                await first.wait_for(lambda: first.audio, 60, "the greeting")
+            finally:
+                receiving.cancel()
         token = parameters["token"]
     async with await _open(url) as ws:
         line = PhoneLine(ws)
@@ -223,7 +231,8 @@ async def test_a_spoken_question_gets_a_spoken_answer_and_barge_in_clears(phone_
                 90,
                 "an answer",
             )
-            await asyncio.sleep(3)
+            # The answer is over once no audio has come for a second (the bot sends no silence).
+            await line.wait_for(lambda: time.monotonic() - line.audio[-1][0] > 1, 60, "its end")
             answer = b"".join(pcm for at, pcm in line.audio if at > asked + 3)
             assert rms(answer) > 0.01
             assert len(transcribe(answer, 8000).split()) >= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import Any
@@ -28,8 +29,27 @@ def test_every_registered_engine_is_created_without_loading_anything(name, tmp_p
     assert isinstance(engine, TTSEngine)
     assert engine.name == name
     assert engine.default_voice
-    # Creating an engine must not import its speech stack.
-    assert "TTS" not in sys.modules and "torch" not in sys.modules
+
+
+# What an engine loads only in `load()`: none of it may come in with the registry or creation.
+SPEECH_STACKS = ("TTS", "torch", "onnxruntime", "hibari", "piper", "transformers")
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_creating_an_engine_imports_none_of_its_speech_stack(name, tmp_path):
+    """In a fresh interpreter, as the server starts: hibari and onnxruntime are installed here,
+    so an engine module that imported them at the top would fail this."""
+    code = (
+        "import json, sys\n"
+        "from xtts.config import Settings\n"
+        "from xtts.engines.base import create_engine\n"
+        f"create_engine(Settings(_env_file=None, tts_engine={name!r}, "
+        f"xtts_model_dir={str(tmp_path)!r}))\n"
+        f"print(json.dumps([m for m in {SPEECH_STACKS!r} if m in sys.modules]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout) == [], f"creating {name} imported {run.stdout}"
 
 
 def test_settings_defaults():
