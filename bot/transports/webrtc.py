@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
@@ -162,9 +162,15 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
         started: list[bool] = []
         try:
             return await handler.handle_web_request(parsed, call_starter(options, started))
-        except Exception as error:
-            logger.info(f"WebRTC offer refused: {error.__class__.__name__}: {error}")
-            return _bad_request(f"the offer could not be used: {error}")
+        except HTTPException as error:  # the handler's own refusals are words for the caller
+            return JSONResponse({"error": str(error.detail)}, error.status_code)
+        except Exception as error:  # aiortc's parsers raise anything from ValueError on
+            # Its words describe aiortc's internals, not the caller's mistake: logged, not sent.
+            logger.info(f"WebRTC offer refused ({error.__class__.__name__})")
+            logger.debug(f"WebRTC offer refused: {error}")
+            return _bad_request(
+                "the offer could not be used: aiortc could not read its SDP or set up its media"
+            )
         finally:
             if not started:  # failed, or a renegotiation of a call that has its place
                 calls.release()
@@ -192,9 +198,11 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
             return _bad_request(parsed)
         try:
             await handler.handle_patch_request(parsed)
-        except Exception as error:
-            status = getattr(error, "status_code", 400)
-            return JSONResponse({"error": getattr(error, "detail", str(error))}, status)
+        except HTTPException as error:  # the handler's own refusals (unknown pc_id) are words
+            return JSONResponse({"error": str(error.detail)}, error.status_code)
+        except Exception as error:  # aiortc could not use a candidate: its text stays in the log
+            logger.debug(f"ICE candidates refused: {error.__class__.__name__}: {error}")
+            return _bad_request("candidates: aiortc could not use them")
         return {"status": "ok"}
 
     return router
