@@ -164,6 +164,7 @@ async def test_abandoned_offers_and_short_calls_leave_nothing_behind(stack):
         rss = []
         for _ in range(ROUNDS // AT_ONCE):
             await asyncio.gather(*(short_call(url) for _ in range(AT_ONCE)))
+            await quiet(url)  # both places free again before the next two callers
             rss.append(status(bot.pid, "VmRSS"))
         after = await settled(url, bot.pid, pooled, baseline)
         half = len(rss) // 2
