@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -17,7 +17,15 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    Field,
+    Strict,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from bot.calls import CallManager
 from bot.options import BadOptions, CallOptions
@@ -27,35 +35,88 @@ from bot.pipeline import transport_params
 MAX_BODY_BYTES = 256 * 1024
 
 
+# What each field must be, in the words a 400 gives when it is not.
+_FIELD_RULES = {
+    "sdp": "the browser's SDP offer, a string",
+    "type": "'offer'",
+    "pc_id": "the id returned with the answer, a string",
+    "restart_pc": "true or false",
+    "candidates": "a list of ICE candidates",
+    "candidate": "the ICE candidate, a string",
+    "sdp_mid": "a string",
+    "sdp_mline_index": "a whole number from 0 to 63",
+}
+
+
 class _Candidate(BaseModel):
-    candidate: str
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = Field(None, ge=0, lt=64)
+    candidate: StrictStr
+    sdp_mid: StrictStr | None = None
+    sdp_mline_index: Annotated[int, Strict(), Field(ge=0, lt=64)] | None = None
 
 
 class _OfferBody(BaseModel):
-    """What the page posts (documented in the OpenAPI schema; `_parse_offer` checks it)."""
+    """What the page posts to start a call (or renegotiate one)."""
 
-    sdp: str = Field(description="the browser's SDP offer, with an audio section")
-    type: str = Field(description="always 'offer'")
-    pc_id: str | None = None
-    restart_pc: bool | None = None
-    requestData: dict[str, str] | None = Field(
-        None, description="the caller's voice, language and prompt"
+    sdp: StrictStr = Field(description="the browser's SDP offer, with an audio section")
+    type: Literal["offer"] = Field(description="always 'offer'")
+    pc_id: StrictStr | None = None
+    restart_pc: StrictBool | None = None
+    # Checked by CallOptions, in its own words; documented as the object it should be.
+    requestData: Any = Field(
+        None,
+        description="the caller's voice, language and prompt",
+        json_schema_extra={"type": "object"},
     )
+    request_data: Any = Field(None, json_schema_extra={"type": "object"})
+
+    @field_validator("sdp")
+    @classmethod
+    def _has_audio(cls, sdp: str) -> str:
+        if not sdp.strip():
+            raise ValueError(f"must be {_FIELD_RULES['sdp']}, not blank")
+        if "\nm=audio " not in sdp.replace("\r\n", "\n"):
+            raise ValueError(
+                "the offer has no audio section (m=audio); the bot needs a microphone track"
+            )
+        return sdp
+
+    def request(self) -> SmallWebRTCRequest:
+        data = self.requestData if self.requestData is not None else self.request_data
+        return SmallWebRTCRequest(self.sdp, self.type, self.pc_id, self.restart_pc, data)
 
 
 class _CandidatesBody(BaseModel):
-    pc_id: str
+    pc_id: StrictStr = Field(description="the id returned with the answer")
     candidates: list[_Candidate]
+
+    def request(self) -> SmallWebRTCPatchRequest:
+        candidates = [
+            IceCandidate(c.candidate, c.sdp_mid or "0", c.sdp_mline_index or 0)
+            for c in self.candidates
+        ]
+        return SmallWebRTCPatchRequest(pc_id=self.pc_id, candidates=candidates)
 
 
 class _AbandonBody(BaseModel):
     pc_id: str
 
 
+def _problem(error: ValidationError) -> str:
+    """The first thing wrong with a body, as `field: what it must be` (`candidates[0].sdp_mid`)."""
+    first = error.errors()[0]
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
+    field = next((part for part in reversed(first["loc"]) if isinstance(part, str)), "")
+    if first["type"] == "value_error":
+        return f"{path.lstrip('.')}: {first['ctx']['error']}"
+    rule = _FIELD_RULES.get(field)
+    if rule is None:
+        return f"{path.lstrip('.')}: {first['msg']}"
+    return f"{path.lstrip('.')}: {'required,' if first['type'] == 'missing' else 'must be'} {rule}"
+
+
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` for a body read by hand: its schema, so clients and fuzzers see it."""
+    """`openapi_extra` for a body the route reads itself (with a size cap, and answers in its own
+    words): the model's schema, so clients and fuzzers see it."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
 
@@ -94,36 +155,12 @@ async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
     return body
 
 
-def _parse_offer(body: dict[str, Any]) -> SmallWebRTCRequest | str:
-    if not isinstance(body.get("sdp"), str) or not body["sdp"].strip():
-        return "sdp: required, the browser's SDP offer as a string"
-    if body.get("type") != "offer":
-        return "type: must be 'offer'"
-    if body.get("pc_id") is not None and not isinstance(body["pc_id"], str):
-        return "pc_id: must be a string"
-    if "\nm=audio " not in body["sdp"].replace("\r\n", "\n"):
-        return "sdp: the offer has no audio section (m=audio); the bot needs a microphone track"
-    known = {"sdp", "type", "pc_id", "restart_pc", "requestData", "request_data"}
-    return SmallWebRTCRequest.from_dict({k: v for k, v in body.items() if k in known})
-
-
-def _parse_patch(body: dict[str, Any]) -> SmallWebRTCPatchRequest | str:
-    if not isinstance(body.get("pc_id"), str):
-        return "pc_id: required, the id returned with the answer"
-    candidates = body.get("candidates")
-    if not isinstance(candidates, list):
-        return "candidates: must be a list"
-    parsed = []
-    for i, c in enumerate(candidates):
-        if not isinstance(c, dict) or not isinstance(c.get("candidate"), str):
-            return f"candidates[{i}]: needs a 'candidate' string"
-        mid, index = c.get("sdp_mid") or "0", c.get("sdp_mline_index") or 0
-        if not isinstance(mid, str):
-            return f"candidates[{i}].sdp_mid: must be a string"
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 64:
-            return f"candidates[{i}].sdp_mline_index: must be a small whole number"
-        parsed.append(IceCandidate(c["candidate"], mid, index))
-    return SmallWebRTCPatchRequest(pc_id=body["pc_id"], candidates=parsed)
+def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
+    """The body as `model`'s request, or what is wrong with it in words."""
+    try:
+        return model.model_validate(body).request()
+    except ValidationError as error:
+        return _problem(error)
 
 
 def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> APIRouter:
@@ -148,7 +185,7 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
             return body
-        parsed = _parse_offer(body)
+        parsed = _parse(_OfferBody, body)
         if isinstance(parsed, str):
             return _bad_request(parsed)
         if not calls.ready:
@@ -193,7 +230,7 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
             return body
-        parsed = _parse_patch(body)
+        parsed = _parse(_CandidatesBody, body)
         if isinstance(parsed, str):
             return _bad_request(parsed)
         try:

@@ -83,15 +83,25 @@ def test_ready_names_each_dependency_that_is_down(client):
     assert "stt" not in body["problems"]
 
 
+SDP = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [
         ("not json", "body must be JSON"),
         ([1, 2], "body must be a JSON object"),
-        ({"type": "offer"}, "sdp: required, the browser's SDP offer as a string"),
-        ({"sdp": "   ", "type": "offer"}, "sdp: required, the browser's SDP offer as a string"),
-        ({"sdp": "v=0", "type": "answer"}, "type: must be 'offer'"),
-        ({"sdp": "v=0", "type": "offer", "pc_id": 7}, "pc_id: must be a string"),
+        ({"type": "offer"}, "sdp: required, the browser's SDP offer, a string"),
+        (
+            {"sdp": "   ", "type": "offer"},
+            "sdp: must be the browser's SDP offer, a string, not blank",
+        ),
+        ({"sdp": SDP, "type": "answer"}, "type: must be 'offer'"),
+        (
+            {"sdp": SDP, "type": "offer", "pc_id": 7},
+            "pc_id: must be the id returned with the answer, a string",
+        ),
+        ({"sdp": SDP, "type": "offer", "restart_pc": "yes"}, "restart_pc: must be true or false"),
     ],
 )
 def test_bad_offers_get_400_naming_the_problem(client, body, error):
@@ -124,13 +134,17 @@ def test_an_offer_without_audio_or_unusable_is_refused_not_crashed_on(client):
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
-        ({"candidates": []}, 400, "pc_id: required, the id returned with the answer"),
-        ({"pc_id": "x", "candidates": "no"}, 400, "candidates: must be a list"),
-        ({"pc_id": "x", "candidates": [{}]}, 400, "candidates[0]: needs a 'candidate' string"),
+        ({"candidates": []}, 400, "pc_id: required, the id returned with the answer, a string"),
+        ({"pc_id": "x", "candidates": "no"}, 400, "candidates: must be a list of ICE candidates"),
+        (
+            {"pc_id": "x", "candidates": [{}]},
+            400,
+            "candidates[0].candidate: required, the ICE candidate, a string",
+        ),
         (
             {"pc_id": "x", "candidates": [{"candidate": "c", "sdp_mline_index": "one"}]},
             400,
-            "candidates[0].sdp_mline_index: must be a small whole number",
+            "candidates[0].sdp_mline_index: must be a whole number from 0 to 63",
         ),
         (
             {"pc_id": "x", "candidates": [{"candidate": "c", "sdp_mid": ["0"]}]},
@@ -150,9 +164,6 @@ def test_voices_say_in_words_that_the_tts_server_is_down(client):
     response = client.get("/api/voices")
     assert response.status_code == 503
     assert response.json()["error"].startswith("the TTS server is unreachable at http://127.0.0.1:")
-
-
-SDP = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
 
 
 @pytest.mark.parametrize(
