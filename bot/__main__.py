@@ -7,6 +7,7 @@ from loguru import logger
 
 from bot.app import create_app
 from bot.config import load_settings
+from bot.transports.websocket import MAX_MESSAGE_BYTES
 
 
 def main() -> None:
@@ -18,9 +19,8 @@ def main() -> None:
         host=settings.bot_host,
         port=settings.bot_port,
         log_level=settings.bot_log_level,
-        # WebSocket messages are small (20 ms of audio, RTVI JSON): a bigger one is refused
-        # (close 1009) before it is read, on every socket, Twilio's included.
-        ws_max_size=64 * 1024,
+        # A bigger WebSocket message is refused (close 1009) before it is read, on every socket.
+        ws_max_size=MAX_MESSAGE_BYTES,
     )
 
 

@@ -1,6 +1,13 @@
-"""Real checks of the bot's dependencies: each returns None when healthy, else the problem in words."""
+"""Real checks of the bot's dependencies: each returns None when healthy, else the problem in words.
+
+The bot's /ready and its watch on a failed dependency use them, and so does `make run`'s launcher
+when it decides what to start.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
@@ -8,23 +15,49 @@ from bot.config import Settings
 
 
 async def _probe(
-    session: aiohttp.ClientSession, settings: Settings, url: str, what: str, **kwargs
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    url: str,
+    what: str,
+    check: Callable[[Any], str | None] | None = None,
+    **kwargs,
 ) -> str | None:
     timeout = aiohttp.ClientTimeout(total=settings.bot_probe_timeout_secs)
     try:
         async with session.get(url, timeout=timeout, **kwargs) as response:
-            if response.status == 200:
-                return None
-            return f"{what} answered {response.status} at {url}"
+            if response.status != 200:
+                return f"{what} answered {response.status} at {url}"
+            return check(await response.json(content_type=None)) if check else None
     except (aiohttp.ClientError, TimeoutError) as error:
         return f"{what} unreachable at {url} ({error.__class__.__name__})"
+    except ValueError:
+        return f"{what} at {url} answered something that is not JSON"
 
 
-async def probe_llm(session: aiohttp.ClientSession, settings: Settings) -> str | None:
-    """The LLM server lists its models (OpenAI-compatible `GET /models`)."""
+async def probe_llm(
+    session: aiohttp.ClientSession, settings: Settings, *, model: str | None = None
+) -> str | None:
+    """The LLM server lists its models (OpenAI-compatible `GET /models`), `model` among them when
+    given (llama.cpp's and vLLM's servers answer under any name, so the bot does not ask)."""
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
     url = f"{settings.llm_base_url}/models"
-    return await _probe(session, settings, url, "LLM server", headers=headers)
+
+    def serves(body: Any) -> str | None:
+        listed = body.get("data") if isinstance(body, dict) else None
+        ids = (
+            {m.get("id") for m in listed if isinstance(m, dict)}
+            if isinstance(listed, list)
+            else set()
+        )
+        if model in ids:
+            return None
+        return (
+            f"the LLM server at {settings.llm_base_url} lacks {model!r} (try: ollama pull {model})"
+        )
+
+    return await _probe(
+        session, settings, url, "LLM server", serves if model else None, headers=headers
+    )
 
 
 async def probe_tts(session: aiohttp.ClientSession, settings: Settings) -> str | None:

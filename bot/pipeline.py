@@ -35,12 +35,14 @@ from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.services import make_llm, make_stt, make_tts, prime_llm
+from bot.stt import SAMPLE_RATE as WHISPER_RATE
+from bot.tts import SERVER_RATE
 from bot.tuning import tuning
 from bot.turns import PauseAwareVAD, turn_strategies
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
-AUDIO_IN_RATE = 16000
-AUDIO_OUT_RATE = 24000
+AUDIO_IN_RATE = WHISPER_RATE
+AUDIO_OUT_RATE = SERVER_RATE
 
 _APOLOGY = {
     "llm": "Sorry, I can't think right now: my language model is not answering. Please try again soon.",

@@ -27,7 +27,7 @@ from pipecat.frames.frames import EagerTranscriptionFrame, Frame, SystemFrame, T
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.whisper.stt import WhisperSTTService
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # what Whisper hears, and so every call's input (the page's too)
 _MARGIN_SECS = 3.0  # silence after the turn: Whisper needs to "see" the speech end
 _MAX_TRIMMED_SECS = 25.0  # longer clips take the full window anyway
 _STOCK_OPTIONS = {"beam_size": 1, "without_timestamps": True, "condition_on_previous_text": False}

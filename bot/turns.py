@@ -52,10 +52,9 @@ from pipecat.turns.user_stop import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from bot.stt import TranscribeNowFrame
+from bot.stt import SAMPLE_RATE, TranscribeNowFrame
 from bot.tuning import Tuning
 
-SAMPLE_RATE = 16000
 # Smart Turn reads the last 8 s; the turn's audio starts this long before its first speech.
 _SMART_TURN_SECS = 8.0
 _PRE_SPEECH_SECS = 0.5

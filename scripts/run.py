@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from pydantic import Field, ValidationError  # noqa: E402
 from pydantic_settings import BaseSettings, SettingsConfigDict  # noqa: E402
 
-from bot.config import Settings as BotSettings  # noqa: E402
 from bot.config import load_settings  # noqa: E402
+from bot.health import probe_llm, probe_tts  # noqa: E402
 from scripts.llm_server import LLMServerSettings, settings_problems  # noqa: E402
 
 
@@ -44,34 +45,6 @@ class LauncherSettings(BaseSettings):
 
 def say(message: str) -> None:
     print(f"\033[1mrun\033[0m  {message}", flush=True)
-
-
-async def llm_problem(settings: BotSettings) -> str | None:
-    """Why the configured LLM server cannot be used, or None when it can."""
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            response = await client.get(
-                f"{settings.llm_base_url}/models",
-                headers={"Authorization": f"Bearer {settings.llm_api_key}"},
-            )
-    except httpx.HTTPError:
-        return f"no LLM server answers at {settings.llm_base_url}"
-    if response.status_code != 200:
-        return f"the LLM server at {settings.llm_base_url} answered {response.status_code}"
-    models = {m.get("id") for m in response.json().get("data", [])}
-    if settings.llm_model not in models:
-        return (
-            f"the LLM server lacks {settings.llm_model!r} (try: ollama pull {settings.llm_model})"
-        )
-    return None
-
-
-async def tts_running(settings: BotSettings) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            return (await client.get(f"{settings.xtts_base_url}/ready")).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def pipe_output(name: str, stream: asyncio.StreamReader) -> None:
@@ -176,7 +149,9 @@ async def main() -> int:
     bot_env: dict[str, str] = {}
     processes: dict[str, asyncio.subprocess.Process] = {}
 
-    problem = await llm_problem(settings)
+    async with aiohttp.ClientSession() as session:
+        problem = await probe_llm(session, settings, model=settings.llm_model)
+        tts_up = await probe_tts(session, settings) is None
     if problem is None:
         say(f"LLM: using {settings.llm_model} at {settings.llm_base_url}")
     else:
@@ -192,7 +167,7 @@ async def main() -> int:
         loop.add_signal_handler(sig, stopping.set)
 
     async def start_tts_and_bot() -> None:
-        if await tts_running(settings):
+        if tts_up:
             say(f"TTS: using the server at {settings.xtts_base_url}")
         else:
             port = urlparse(settings.xtts_base_url).port or 8001

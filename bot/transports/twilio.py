@@ -24,9 +24,8 @@ from twilio.request_validator import RequestValidator
 from bot.calls import CallManager
 from bot.config import Settings
 from bot.pipeline import audio_params
-from bot.transports.websocket import POLICY_VIOLATION, TRY_AGAIN_LATER
+from bot.transports.websocket import MAX_MESSAGE_BYTES, POLICY_VIOLATION, TRY_AGAIN_LATER
 
-MAX_MESSAGE_BYTES = 64 * 1024
 _TOKEN_TTL_SECS = 30.0
 _START_TIMEOUT_SECS = 10.0
 _XML = '<?xml version="1.0" encoding="UTF-8"?>'

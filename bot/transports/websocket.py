@@ -23,7 +23,9 @@ from bot.pipeline import audio_params
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 _START_TIMEOUT_SECS = 10
-MAX_START_CHARS = 64 * 1024  # choices and a persona prompt (at most 4000 characters)
+# A call socket's largest message, on /ws and /twilio/ws alike: 20 ms of audio or RTVI JSON is
+# far smaller. uvicorn refuses a bigger one (close 1009) before reading it (bot/__main__.py).
+MAX_MESSAGE_BYTES = 64 * 1024
 
 
 def websocket_router(calls: CallManager) -> APIRouter:
@@ -43,8 +45,8 @@ def websocket_router(calls: CallManager) -> APIRouter:
             return await refuse(websocket, "start: no start message within 10 seconds")
         except (WebSocketDisconnect, KeyError):  # gone, or a binary frame first
             return await refuse(websocket, "start: the first message must be JSON text")
-        if len(first) > MAX_START_CHARS:
-            return await refuse(websocket, f"start: over {MAX_START_CHARS} characters")
+        if len(first) > MAX_MESSAGE_BYTES:
+            return await refuse(websocket, f"start: over {MAX_MESSAGE_BYTES} characters")
         try:
             start = json.loads(first)
         except (ValueError, RecursionError):

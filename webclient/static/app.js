@@ -1,7 +1,7 @@
 // The page's call: settings, microphone, transport (WebRTC first, WebSocket as the alternative),
 // RTVI messages from the bot → the view. Plain modules, no build step, nothing from the internet.
 
-import { CallAudio, listMicrophones, openMicrophone } from "./audio.js";
+import { CAPTURE_RATE, CallAudio, listMicrophones, openMicrophone } from "./audio.js";
 import { LatencyPanel } from "./latency.js";
 import { timeoutSignal, WebRTCTransport } from "./transports/webrtc.js";
 import { WebSocketTransport } from "./transports/websocket.js";
@@ -399,7 +399,7 @@ async function connect() {
       call.transport = transport;
       await transport.connect(settings);
       if (!isCurrent(id)) return;
-      await audio.startCapture((frame) => transport.sendAudio(frame, 16000));
+      await audio.startCapture((frame) => transport.sendAudio(frame, CAPTURE_RATE));
     }
     if (!isCurrent(id)) return;
     latency.call.transport = transport.name;

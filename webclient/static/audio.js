@@ -1,7 +1,8 @@
 // Audio for one call: the microphone (with its level), 16 kHz capture for the WebSocket
 // transport, and the bot's voice (a WebRTC track, or PCM chunks scheduled back to back).
 
-const CAPTURE_RATE = 16000;
+// The bot's input rate (bot/stt.py SAMPLE_RATE); tests/unit/test_contract_facts.py pins the two.
+export const CAPTURE_RATE = 16000;
 const FRAME_SAMPLES = CAPTURE_RATE / 50; // 20 ms
 const MAX_QUEUE_SECONDS = 30; // never let queued bot speech grow without bound
 

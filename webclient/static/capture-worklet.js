@@ -10,7 +10,7 @@
 class CaptureProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
-    const { targetRate = 16000, frameSamples = 320 } = options.processorOptions || {};
+    const { targetRate, frameSamples } = options.processorOptions; // from audio.js
     this.step = sampleRate / targetRate; // input samples per output sample (e.g. 3 at 48 kHz)
     this.frameSamples = frameSamples;
     this.frame = new Int16Array(frameSamples);

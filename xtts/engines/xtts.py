@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xtts.audio import DEFAULT_SENTENCE_CHARS  # when the model publishes no limit for a language
 from xtts.engines.base import EngineSetupError, missing_extra, unknown_voice
 from xtts.voices import Latents, Voice
 
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 # The first studio speaker of the XTTS v2 release; used when TTS_VOICE is not set.
 DEFAULT_VOICE = "Claribel Dervla"
-# Used when the model does not publish a per-language character limit (XTTS's English one).
-FALLBACK_SENTENCE_CHARS = 250
 REQUIRED_FILES = ("config.json", "model.pth")
 
 
@@ -116,7 +115,7 @@ class XttsEngine:
         limits = getattr(getattr(self._model, "tokenizer", None), "char_limits", None) or {}
         # coqui keys its limits by base code ("zh", not "zh-cn").
         base = language.split("-")[0]
-        return int(limits.get(language, limits.get(base, FALLBACK_SENTENCE_CHARS)))
+        return int(limits.get(language, limits.get(base, DEFAULT_SENTENCE_CHARS)))
 
     def synthesize(
         self, text: str, voice: Voice, language: str, *, stream_chunk_size: int = 20
