@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -28,6 +29,13 @@ class BotMetrics:
         Gauge(
             "kit_event_loop_tasks", "Tasks alive on the bot's event loop", registry=registry
         ).set_function(lambda: len(asyncio.all_tasks()))
+        # asyncio's default executor (Whisper, Smart Turn, file reads) keeps the workers it has
+        # started, up to its bound; counted apart, so that threads a call leaves behind show.
+        Gauge(
+            "kit_executor_threads",
+            "Worker threads of the event loop's default executor (bounded, kept once started)",
+            registry=registry,
+        ).set_function(lambda: sum(t.name.startswith("asyncio_") for t in threading.enumerate()))
         self.calls = Counter(
             "kit_calls", "Calls taken, by transport", ["transport"], registry=registry
         )

@@ -110,7 +110,8 @@ async def footprint(url: str, pid: int, pooled: set[int]) -> dict:
     return {
         "sockets": sockets(pid, pooled, urlparse(url).port),
         "tasks": int(metric(page, "kit_event_loop_tasks")),
-        "threads": status(pid, "Threads"),
+        # The default executor keeps the workers it has started (bounded, checked below).
+        "threads": status(pid, "Threads") - int(metric(page, "kit_executor_threads")),
     }
 
 
@@ -171,4 +172,6 @@ async def test_abandoned_offers_and_short_calls_leave_nothing_behind(stack):
         growth_mb = (max(rss[half:]) - rss[half - 1]) / 1024
         print(f"RSS over the calls (MB): {[round(kb / 1024) for kb in rss]}")
         assert within(after, baseline), f"calls left {grown(after, baseline)}"
+        executor = metric(await quiet(url), "kit_executor_threads")
+        assert executor <= min(32, (os.cpu_count() or 1) + 4)  # asyncio's bound on its pool
         assert growth_mb < 50, f"memory grew {growth_mb:.0f} MB over the second half"
