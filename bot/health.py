@@ -38,7 +38,8 @@ async def probe_llm(
     session: aiohttp.ClientSession, settings: Settings, *, model: str | None = None
 ) -> str | None:
     """The LLM server lists its models (OpenAI-compatible `GET /models`), `model` among them when
-    given (llama.cpp's and vLLM's servers answer under any name, so the bot does not ask)."""
+    given: the launcher asks, to choose between that server and the embedded one; the bot does
+    not, since the embedded llama.cpp server answers to any name (the bot calls it `local`)."""
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
     url = f"{settings.llm_base_url}/models"
 
