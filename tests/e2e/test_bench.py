@@ -20,10 +20,9 @@ pytestmark = pytest.mark.e2e
 QUESTIONS = ["times", "fish", "moon-paused"]
 
 
-def test_bench_compares_the_kit_with_the_seed(stack, tmp_path):
-    out = tmp_path / "results"
-    args = ["--url", stack.bot_url, "--compare", "seed", "--only", *QUESTIONS]
-    folders = ["--questions", str(tmp_path / "questions"), "--out", str(out)]
+def bench(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """`scripts/bench.py` with `args`, its questions and results under `tmp_path`; it must pass."""
+    folders = ["--questions", str(tmp_path / "questions"), "--out", str(tmp_path / "results")]
     run = subprocess.run(
         [sys.executable, "scripts/bench.py", *args, *folders],
         cwd=ROOT,
@@ -32,6 +31,12 @@ def test_bench_compares_the_kit_with_the_seed(stack, tmp_path):
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+def test_bench_compares_the_kit_with_the_seed(stack, tmp_path):
+    out = tmp_path / "results"
+    run = bench(tmp_path, "--url", stack.bot_url, "--compare", "seed", "--only", *QUESTIONS)
 
     report = json.loads((out / "bench.json").read_text())
     assert report["questions"] == len(QUESTIONS)
@@ -64,17 +69,8 @@ def test_bench_under_load_reports_the_refused_call(stack, tmp_path):
     env = phone_bot_env(stack, port, BOT_MAX_CALLS="1")
     url = f"http://127.0.0.1:{port}"
     out = tmp_path / "results"
-    args = ["--url", url, "--calls", "2", "--only", "fish", "bees"]
-    folders = ["--questions", str(tmp_path / "questions"), "--out", str(out)]
     with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="load-bot"):
-        run = subprocess.run(
-            [sys.executable, "scripts/bench.py", *args, *folders],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    assert run.returncode == 0, run.stderr[-3000:]
+        bench(tmp_path, "--url", url, "--calls", "2", "--only", "fish", "bees")
     report = json.loads((out / "bench.json").read_text())
     load = report["summary"]["2 calls"]
     assert report["calls"] == 2

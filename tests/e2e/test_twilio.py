@@ -190,18 +190,23 @@ async def _open(url: str):
     return websockets.connect(url, additional_headers={"X-Twilio-Signature": signature})
 
 
+async def hear_the_greeting(url: str, token: str) -> None:
+    """Open the stream with `token` and wait until the greeting's audio arrives."""
+    async with await _open(url) as ws:
+        line = PhoneLine(ws)
+        await line.start(token)
+        receiving = asyncio.create_task(line.receive())
+        try:
+            await line.wait_for(lambda: line.audio, 60, "the greeting")
+        finally:
+            receiving.cancel()
+
+
 @pytest.mark.parametrize("token", ["reused", None, "made-up"])
 async def test_a_reused_missing_or_unknown_token_closes_before_any_pipeline(phone_bot, token):
     url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
     if token == "reused":
-        async with await _open(url) as ws:  # the first use is fine: the greeting plays...
-            first = PhoneLine(ws)
-            await first.start(parameters["token"])
-            receiving = asyncio.create_task(first.receive())
-            try:
-                await first.wait_for(lambda: first.audio, 60, "the greeting")
-            finally:
-                receiving.cancel()
+        await hear_the_greeting(url, parameters["token"])  # the first use is fine...
         token = parameters["token"]
     async with await _open(url) as ws:
         line = PhoneLine(ws)
@@ -255,14 +260,7 @@ async def test_garbage_and_oversized_frames_leave_the_server_serving(phone_bot):
     # The next call is served.
     assert (await asyncio.to_thread(httpx.get, f"{phone_bot}/health")).status_code == 200
     url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
-    async with await _open(url) as ws:
-        line = PhoneLine(ws)
-        await line.start(parameters["token"])
-        receiving = asyncio.create_task(line.receive())
-        try:
-            await line.wait_for(lambda: line.audio, 60, "the next call's greeting")
-        finally:
-            receiving.cancel()
+    await hear_the_greeting(url, parameters["token"])
 
 
 @pytest.fixture(scope="module")
