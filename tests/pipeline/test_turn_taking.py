@@ -19,9 +19,11 @@ from pipecat.frames.frames import (
     EagerTranscriptionFrame,
     InputAudioRawFrame,
     LLMContextFrame,
+    MetricsFrame,
     TranscriptionFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -129,6 +131,11 @@ def of(frames: list, kind: type) -> list:
     return [frame for frame in frames if isinstance(frame, kind)]
 
 
+def verdicts(frames: list) -> list[TurnMetricsData]:
+    """Smart Turn's verdicts, as the turn strategy reports them."""
+    return [d for f in of(frames, MetricsFrame) for d in f.data if isinstance(d, TurnMetricsData)]
+
+
 def user_messages(context: LLMContext) -> list[str]:
     return [m["content"] for m in context.messages if m["role"] == "user"]
 
@@ -145,6 +152,18 @@ async def test_a_complete_question_is_answered_from_its_early_transcript():
     assert len(of(down, UserStoppedSpeakingFrame)) == 1
     [question] = user_messages(context)
     assert "capital" in words(question) and "france" in words(question)
+    assert question.rstrip().endswith("?") and not verdicts(down), (
+        "a question mark ends the turn: Smart Turn was not asked"
+    )
+
+
+async def test_a_statement_is_weighed_with_smart_turn():
+    statement = np.frombuffer(spoken("Tell me about frogs."), "<i2")
+    _, down, context = await run_turn(paced(statement))
+    [question] = user_messages(context)
+    assert "frogs" in words(question) and not question.rstrip().endswith("?")
+    assert verdicts(down), "without a question mark the turn waited for Smart Turn's verdict"
+    assert len(of(down, UserStoppedSpeakingFrame)) == 1
 
 
 async def test_a_pause_mid_sentence_does_not_end_the_turn():

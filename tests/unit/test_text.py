@@ -50,6 +50,22 @@ async def test_a_first_piece_without_any_break_ends_at_max_words():
     assert first == "One two three four five six seven eight" and rest == ["nine ten."]
 
 
+async def test_a_long_first_piece_is_cut_before_a_noun_phrase_rather_than_inside_it():
+    text = "Cats purr because it's a natural behaviour for them. They like it."
+    first, second, *_ = await pieces(FirstClauseAggregator(), tokens(text))
+    assert (first, second) == ("Cats purr because it's", "a natural behaviour for them.")
+
+
+async def test_a_first_piece_ends_before_of_about_and_using():
+    for text, head in [
+        ("Akat is the name of a cat in a story.", "Akat is the name"),
+        ("Fish breathe underwater using their gills.", "Fish breathe underwater"),
+        ("One of my favourite facts about dinosaurs is this.", "One of my favourite facts"),
+    ]:
+        first, *_ = await pieces(FirstClauseAggregator(), tokens(text))
+        assert first == head
+
+
 async def test_a_short_first_sentence_is_whole_and_each_response_starts_afresh():
     aggregator = FirstClauseAggregator()
     assert await pieces(aggregator, tokens("Paris is lovely. It has a tower, a tall one.")) == [

@@ -38,6 +38,18 @@ def test_a_question_ends_the_turn_whatever_smart_turn_thinks():
     assert TurnPolicy().wait("Why is the sky blue?", 0.01) == 0
 
 
+def test_only_a_question_or_an_opening_is_decided_without_smart_turn():
+    policy = TurnPolicy(open_wait=1.5)
+    assert not policy.needs_model("Why is the sky blue?")
+    assert policy.wait("Why is the sky blue?", None) == 0
+    assert not policy.needs_model("I was wondering,")
+    assert policy.wait("I was wondering,", None) == 1.5
+    for text in ("Tell me about frogs.", "how far is the sun", "It is blue and,", "The sky is"):
+        assert policy.needs_model(text)
+        with pytest.raises(ValueError, match="probability"):
+            policy.wait(text, None)
+
+
 def test_a_sentence_left_open_waits_the_longest_unless_the_model_is_confident():
     policy = TurnPolicy(open_wait=1.5)
     assert policy.wait("The sky is blue and,", 0.5) == 1.5
