@@ -7,6 +7,14 @@ while the CPU is needed for speech.
 
 Only the last BOT_HISTORY_TURNS exchanges of the call are sent, after the persona (`recent`).
 
+`prime` has the server read a conversation into its prompt cache, so that the caller's next
+question is all that is left to read when it comes: after the greeting, as soon as each answer
+is written (the bot then speaks for seconds, time enough to read the window as the next question
+will find it, its oldest exchange gone), and once the answer is spoken (cut short by the caller,
+it differs). It goes through the answers' own client, whose first request in a call costs
+~150 ms more than the next (measured on two cores), and one at a time: a second at once would
+take another server slot.
+
 A server that sends nothing for LLM_TIMEOUT_SECS (before the first token, or between two) is
 treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
 has moved on, and the failure reaches the call like a refused connection would (an apology, one
@@ -18,6 +26,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
+import openai
 from loguru import logger
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.openai.llm import OpenAILLMService
@@ -44,6 +54,10 @@ def recent(messages: list[dict], turns: int) -> list[dict]:
 
 class _AnswerEnded(Exception):
     """The guard has ended the answer; raised through the stream to close it."""
+
+
+# A cold Ollama model load takes a while; priming is never on a turn's path.
+_PRIME_TIMEOUT_SECS = 120.0
 
 
 class LLMStalled(Exception):
@@ -89,6 +103,8 @@ class KitLLMService(OpenAILLMService):
         self._guard = guard
         self._timeout_secs = timeout_secs
         self._history_turns = history_turns
+        self._written: list[str] = []  # the current answer, as it passed the guard
+        self._priming = asyncio.Lock()
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
@@ -108,15 +124,44 @@ class KitLLMService(OpenAILLMService):
 
     async def _process_context(self, context: LLMContext) -> None:
         self._guard.reset()
+        self._written = []
         try:
             await super()._process_context(context)
         except _AnswerEnded:
             logger.debug(f"{self}: answer ended by the guard; generation stopped")
         if rest := self._guard.flush():
-            await super()._push_llm_text(rest)
+            await self._pass_on(rest)
+        messages = list(context.get_messages())
+        answered = bool(messages) and messages[-1].get("role") == "assistant"
+        if (answer := "".join(self._written).strip()) and not answered:
+            messages.append({"role": "assistant", "content": answer})
+            self.create_task(self.prime(messages), f"{self}::prime")
+
+    async def prime(self, messages: list[dict]) -> None:
+        """Have the server read `messages`, in the answers' window, into its prompt cache."""
+        async with self._priming:
+            try:
+                stream = await asyncio.wait_for(
+                    self._client.chat.completions.create(
+                        model=self._settings.model,
+                        messages=recent(messages, self._history_turns),
+                        max_tokens=1,
+                        stream=True,
+                    ),
+                    _PRIME_TIMEOUT_SECS,
+                )
+                async with asyncio.timeout(_PRIME_TIMEOUT_SECS):
+                    async for _ in stream:
+                        pass
+            except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as error:
+                logger.debug(f"{self}: priming skipped: {error.__class__.__name__}")
 
     async def _push_llm_text(self, text: str) -> None:
         if spoken := self._guard.feed(text):
-            await super()._push_llm_text(spoken)
+            await self._pass_on(spoken)
         if self._guard.stopped:
             raise _AnswerEnded
+
+    async def _pass_on(self, text: str) -> None:
+        self._written.append(text)
+        await super()._push_llm_text(text)

@@ -34,7 +34,7 @@ from bot.latency import CallLatency, TurnLatency
 from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions
-from bot.services import make_llm, make_stt, make_tts, prime_llm
+from bot.services import make_llm, make_stt, make_tts
 from bot.stt import SAMPLE_RATE as WHISPER_RATE
 from bot.tts import SERVER_RATE
 from bot.tuning import tuning
@@ -195,22 +195,26 @@ async def run_call(
 
     background.add(asyncio.create_task(end_unless_connected()))
 
+    def prime(messages: list[dict]) -> None:
+        priming = asyncio.create_task(llm.prime(messages))
+        background.add(priming)
+        priming.add_done_callback(background.discard)
+
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport, _client) -> None:
         connected.set()
         logger.info(f"[{call_id}] client connected")
         await worker.queue_frame(TTSSpeakFrame(settings.bot_greeting))
-        messages = [
-            {"role": "system", "content": options.prompt},
-            {"role": "assistant", "content": settings.bot_greeting},
-        ]
-        background.add(asyncio.create_task(prime_llm(session, settings, messages)))
+        prime(
+            [
+                {"role": "system", "content": options.prompt},
+                {"role": "assistant", "content": settings.bot_greeting},
+            ]
+        )
 
     @assistant_aggregator.event_handler("on_assistant_turn_stopped")
     async def on_assistant_turn_stopped(_aggregator, _message) -> None:
-        priming = asyncio.create_task(prime_llm(session, settings, list(context.get_messages())))
-        background.add(priming)
-        priming.add_done_callback(background.discard)
+        prime(list(context.get_messages()))
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport, _client) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import aiohttp
-from loguru import logger
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTServiceMLX
@@ -12,14 +11,12 @@ from pipecat.transcriptions.language import Language
 
 from bot.answers import AnswerGuard
 from bot.config import Settings
-from bot.llm import KitLLMService, recent
+from bot.llm import KitLLMService
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.stt import SharedWhisperSTTService
 from bot.tts import KitTTSService
 from bot.tuning import Tuning
-
-_PRIME_TIMEOUT = aiohttp.ClientTimeout(total=120)  # a cold Ollama model load takes a while
 
 
 def _whisper_language(code: str) -> Language:
@@ -61,29 +58,6 @@ def make_llm(settings: Settings) -> KitLLMService:
             presence_penalty=settings.llm_presence_penalty,
         ),
     )
-
-
-async def prime_llm(
-    session: aiohttp.ClientSession, settings: Settings, messages: list[dict]
-) -> None:
-    """Have the LLM read the conversation so far while the bot speaks: after the greeting and
-    after every answer.
-
-    llama.cpp and vLLM then reuse that prompt from their cache, and the caller's next question is
-    all that is left to read when it comes (the spoken answer, cut short by the guard or by an
-    interruption, differs from what the model generated, so the cache would miss it otherwise).
-    Ollama loads the model if it was idle.
-    """
-    # The same window as the answer's request, or the cache would hold a different prompt.
-    messages = recent(messages, settings.bot_history_turns)
-    body = {"model": settings.llm_model, "messages": messages, "max_tokens": 1}
-    headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
-    try:
-        url = f"{settings.llm_base_url}/chat/completions"
-        async with session.post(url, json=body, headers=headers, timeout=_PRIME_TIMEOUT) as r:
-            await r.read()
-    except (aiohttp.ClientError, TimeoutError) as error:
-        logger.debug(f"LLM priming skipped: {error.__class__.__name__}")
 
 
 def make_tts(

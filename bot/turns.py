@@ -135,7 +135,7 @@ class TurnPolicy:
         # silence and 0.94 after 0.55 s for the slowest voice, against at most 0.3 for a real
         # half-sentence on the varied set).
         self.trailing_probability = 0.75
-        self.rescore_secs = 0.1  # while waiting, score the turn again this often
+        self.rescore_secs = 0.05  # while waiting, score the turn again this often
 
     def needs_model(self, text: str) -> bool:
         """Whether Smart Turn's probability can change the verdict on `text`."""

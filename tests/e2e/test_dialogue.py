@@ -134,6 +134,40 @@ async def test_going_on_after_a_pause_drops_the_prepared_answer(stack, patient_b
         await caller.close()
 
 
+async def test_the_conversation_is_read_ahead_while_the_answer_is_spoken(stack):
+    """As soon as an answer is written, llama.cpp is asked to read the conversation with it
+    (a one-token request whose prompt is longer than the answer's): the bot is still speaking,
+    so the next question finds the window in the server's cache."""
+    caller = Caller(stack.bot_url)
+    await caller.connect()
+    try:
+        await greeting_of(caller)
+        answer: tuple[int, int] | None = None  # (task, prompt tokens) of the answer's request
+        primed = None
+        seen: set[tuple] = set()  # (slot, task, prompt tokens, tokens to predict)
+        async with httpx.AsyncClient(timeout=5) as client:
+            caller.mic.say(read_wav(FIXTURES / "questions" / "sky.wav"))
+            deadline = time.monotonic() + 60
+            while primed is None and time.monotonic() < deadline:
+                for slot in (await client.get(f"{stack.llm_url}/slots")).json():
+                    if "params" not in slot:
+                        continue  # never used yet
+                    task, tokens = slot["id_task"], slot["n_prompt_tokens"]
+                    predict = slot["params"]["n_predict"]
+                    seen.add((slot["id"], task, tokens, predict))
+                    if slot["is_processing"] and predict > 1:
+                        # The count grows as the answer is written: keep the prompt's own.
+                        answer = (task, min(tokens, answer[1])) if answer else (task, tokens)
+                    elif answer and predict == 1 and task > answer[0] and tokens > answer[1]:
+                        primed = (task, tokens, caller.bot_speaking())
+                await asyncio.sleep(0.02)
+        assert answer is not None, "the answer's request was never seen generating"
+        assert primed is not None, f"nothing read after the answer {answer}: {sorted(seen)}"
+        assert primed[2], "the conversation was read only once the answer had been spoken"
+    finally:
+        await caller.close()
+
+
 def sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
