@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 from loguru import logger
 from pipecat.services.stt_service import STTService
@@ -64,7 +66,7 @@ def make_llm(settings: Settings) -> KitLLMService:
 
 
 async def prime_llm(
-    session: aiohttp.ClientSession, settings: Settings, messages: list[dict]
+    session: aiohttp.ClientSession, settings: Settings, messages: list[Any]
 ) -> None:
     """Have the LLM read the conversation so far while the bot speaks: after the greeting and
     after every answer.
