@@ -51,7 +51,8 @@ class HibariEngine(NamedVoiceEngine):
             raise missing_extra(self.name, error) from error
         try:
             self._tts = Hibari(voice=self._voice, threads=self._threads)
-        # hibari reports every problem (a missing voice file, a bad model) as a plain Exception.
+        # hibari raises RuntimeError, ValueError or OSError, and onnxruntime its own types that
+        # derive from Exception alone (Fail, NoSuchFile, InvalidProtobuf): nothing narrower fits.
         except Exception as error:
             log.debug("hibari could not load", exc_info=error)
             raise EngineSetupError(
