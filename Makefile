@@ -7,7 +7,7 @@ INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip in
 EXTRAS := --extra bot --extra tts --extra piper --extra llm
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium espeak-ng run test test-fast lint format bench
+.PHONY: help install chromium espeak-ng run test test-fast lint typecheck hooks format bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -50,9 +50,16 @@ test-browser: install chromium ## Browser tests: the page in headless Chromium
 test-docker: install ## Docker tests: the images and the Compose stack on a real engine
 	@$(UV) run --frozen $(EXTRAS) pytest -m docker
 
-lint: install ## ruff lint and format check
+lint: typecheck ## ruff lint and format check, and pyright on bot/ and xtts/
 	@$(UV) run --frozen $(EXTRAS) ruff check .
 	@$(UV) run --frozen $(EXTRAS) ruff format --check .
+
+# Also run by `make test` (tests/unit/test_types.py), so CI checks the types too.
+typecheck: install ## pyright on bot/ and xtts/ (settings in pyproject.toml)
+	@$(UV) run --frozen $(EXTRAS) pyright
+
+hooks: install ## Install the git pre-commit hooks (.pre-commit-config.yaml: ruff, pyright)
+	@$(UV) run --frozen $(EXTRAS) pre-commit install
 
 format: install ## Apply ruff's fixes and formatting
 	@$(UV) run --frozen $(EXTRAS) ruff check --fix .

@@ -53,7 +53,7 @@ class AnswerGuard:
             self._end_sentence()
         if self._sentences == 0:
             # The first sentence streams as it comes: all of it but a word still being written.
-            unfinished = re.search(r"\S*$", self._pending).group()
+            unfinished = re.split(r"\s", self._pending)[-1]
             head = self._pending[: len(self._pending) - len(unfinished)]
             self._pending = unfinished
             out.append(self._stream(head))

@@ -114,7 +114,9 @@ class CallManager:
         self.release()
         call_id = f"{kind}-{next(self._numbers)}-{secrets.token_hex(2)}"
         self.metrics.calls.labels(kind).inc()
-        task = asyncio.create_task(self._run(transport, options, call_id, hang_up), name=call_id)
+        task = asyncio.create_task(
+            self._run(transport, options, call_id, hang_up, self.speech, self.session), name=call_id
+        )
         self.tasks[call_id] = task
         return task
 
@@ -124,13 +126,15 @@ class CallManager:
         options: CallOptions,
         call_id: str,
         hang_up: Callable[[], Awaitable[object]] | None,
+        speech: SpeechModel,
+        session: aiohttp.ClientSession,
     ) -> CallReport | None:
         try:
             report = await run_call(
                 transport,
                 self.settings,
-                self.speech,
-                self.session,
+                speech,
+                session,
                 options,
                 call_id=call_id,
                 metrics=self.metrics,
@@ -139,15 +143,18 @@ class CallManager:
             return report
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # one call's bug, whatever it is, must not end the others
             logger.exception(f"[{call_id}] call crashed; other calls continue")
             return None
         finally:
             if hang_up is not None:
                 try:
                     await hang_up()
-                except Exception as error:  # the call is over either way
+                # The transport's own hang-up (aiortc's, say) may raise anything; the call is
+                # over either way.
+                except Exception as error:
                     logger.info(f"[{call_id}] hanging up failed: {error.__class__.__name__}")
+                    logger.opt(exception=error).debug(f"[{call_id}] hanging up failed")
             self.tasks.pop(call_id, None)
             _collect_garbage(call_id)
 

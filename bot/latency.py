@@ -44,7 +44,7 @@ class TurnLatency:
     def from_contributions(
         cls, turn: int, contributions: list[tuple[str, float]], kind: str = "turn"
     ) -> TurnLatency:
-        stages = dict.fromkeys(STAGES, 0.0)
+        stages: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         for key, secs in contributions:
             stages[_STAGE_OF_KEY.get(key, "rest")] += secs
         return cls(turn, sum(stages.values()), stages, kind)

@@ -131,24 +131,24 @@ class KitLLMService(OpenAILLMService):
             logger.debug(f"{self}: answer ended by the guard; generation stopped")
         if rest := self._guard.flush():
             await self._pass_on(rest)
-        messages = list(context.get_messages())
+        messages: list[Any] = list(context.get_messages())
         answered = bool(messages) and messages[-1].get("role") == "assistant"
         if (answer := "".join(self._written).strip()) and not answered:
             messages.append({"role": "assistant", "content": answer})
             self.create_task(self.prime(messages), f"{self}::prime")
 
-    async def prime(self, messages: list[dict]) -> None:
+    async def prime(self, messages: list[Any]) -> None:
         """Have the server read `messages`, in the answers' window, into its prompt cache."""
         async with self._priming:
             try:
+                body: dict[str, Any] = {
+                    "model": self._settings.model,
+                    "messages": recent(messages, self._history_turns),
+                    "max_tokens": 1,
+                    "stream": True,
+                }
                 stream = await asyncio.wait_for(
-                    self._client.chat.completions.create(
-                        model=self._settings.model,
-                        messages=recent(messages, self._history_turns),
-                        max_tokens=1,
-                        stream=True,
-                    ),
-                    _PRIME_TIMEOUT_SECS,
+                    self._client.chat.completions.create(**body), _PRIME_TIMEOUT_SECS
                 )
                 async with asyncio.timeout(_PRIME_TIMEOUT_SECS):
                     async for _ in stream:

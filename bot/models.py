@@ -65,7 +65,8 @@ def _resolve_device(requested: str) -> str:
         import ctranslate2
 
         return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    except Exception:
+    except (ImportError, RuntimeError, OSError) as error:  # no CTranslate2, or a broken CUDA
+        logger.debug(f"no CUDA device found ({error.__class__.__name__}: {error}); using the CPU")
         return "cpu"
 
 
@@ -90,7 +91,10 @@ def load_speech_model(settings: Settings) -> SpeechModel:
             model = WhisperModel(
                 name, device=device, compute_type=compute_type, cpu_threads=threads
             )
+        # faster-whisper, CTranslate2 and the model hub fail in many types (OSError, RuntimeError,
+        # ValueError, the hub's HTTP errors): any of them means this model cannot be had here.
         except Exception as error:
+            logger.opt(exception=error).debug(f"Whisper {name!r} could not be loaded")
             if bundled_whisper_path() is None:
                 raise RuntimeError(
                     f"WHISPER_MODEL={name!r} could not be loaded ({error.__class__.__name__}) "

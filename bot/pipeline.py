@@ -7,7 +7,9 @@ else about a call — services, turn taking, greeting, latency, failure reportin
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from loguru import logger
@@ -31,13 +33,14 @@ from pipecat.workers.runner import WorkerRunner
 from bot.config import Settings
 from bot.health import PROBES
 from bot.latency import CallLatency, TurnLatency
+from bot.llm import KitLLMService
 from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.services import make_llm, make_stt, make_tts
 from bot.stt import SAMPLE_RATE as WHISPER_RATE
 from bot.tts import SERVER_RATE
-from bot.tuning import tuning
+from bot.tuning import Tuning, tuning
 from bot.turns import PauseAwareVAD, turn_strategies
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
@@ -57,7 +60,7 @@ def audio_params(settings: Settings) -> dict:
             from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
 
             params["audio_in_filter"] = RNNoiseFilter()
-        except Exception as error:  # no pyrnnoise wheel on this platform
+        except (ImportError, OSError) as error:  # no pyrnnoise wheel, or its library won't load
             logger.info(f"RNNoise unavailable ({error.__class__.__name__}); input not denoised")
     return params
 
@@ -94,20 +97,7 @@ async def run_call(
     tts = make_tts(settings, options, session, tune)
 
     context = LLMContext([{"role": "system", "content": options.prompt}])
-    vad = PauseAwareVAD(
-        params=VADParams(
-            confidence=settings.vad_confidence,
-            start_secs=settings.vad_start_secs,
-            stop_secs=tune.vad_stop_secs,
-            min_volume=settings.vad_min_volume,
-        )
-    )
-    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
-        context,
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad, user_turn_strategies=turn_strategies(tune, vad, speech.turn_model)
-        ),
-    )
+    user_aggregator, assistant_aggregator = context_aggregators(context, settings, tune, speech)
 
     pipeline = Pipeline(
         [
@@ -122,7 +112,52 @@ async def run_call(
     )
 
     latency_observer = UserBotLatencyObserver()
-    worker = PipelineWorker(
+    worker = pipeline_worker(pipeline, latency_observer)
+    services = {stt: "stt", llm: "llm", tts: "tts"}
+    call = CallEvents(report, settings, session, options, worker, metrics, context, services, llm)
+    latency_observer.add_event_handler("on_latency_breakdown", call.on_latency_breakdown)
+    worker.add_event_handler("on_pipeline_error", call.on_pipeline_error)
+    call.in_background(call.end_unless_connected())
+    transport.add_event_handler("on_client_connected", call.on_client_connected)
+    assistant_aggregator.add_event_handler(
+        "on_assistant_turn_stopped", call.on_assistant_turn_stopped
+    )
+    transport.add_event_handler("on_client_disconnected", call.on_client_disconnected)
+
+    try:
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        await runner.run()
+    finally:
+        call.cancel_tasks()
+        logger.info(f"[{call_id}] call ended; latency summary:\n{report.latency.summary_table()}")
+    return report
+
+
+def context_aggregators(
+    context: LLMContext, settings: Settings, tune: Tuning, speech: SpeechModel
+) -> LLMContextAggregatorPair:
+    """The user and assistant sides of the conversation; the user's decides when a turn ends
+    (Silero VAD, aware of mid-sentence pauses, and the turn strategies)."""
+    vad = PauseAwareVAD(
+        params=VADParams(
+            confidence=settings.vad_confidence,
+            start_secs=settings.vad_start_secs,
+            stop_secs=tune.vad_stop_secs,
+            min_volume=settings.vad_min_volume,
+        )
+    )
+    return LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad, user_turn_strategies=turn_strategies(tune, vad, speech.turn_model)
+        ),
+    )
+
+
+def pipeline_worker(pipeline: Pipeline, latency_observer: UserBotLatencyObserver) -> PipelineWorker:
+    """The worker that runs the call's pipeline: the rates, metrics, and no idle hang-up."""
+    return PipelineWorker(
         pipeline,
         params=PipelineParams(
             audio_in_sample_rate=AUDIO_IN_RATE,
@@ -133,100 +168,127 @@ async def run_call(
         observers=[latency_observer],
         idle_timeout_secs=None,  # a quiet caller is not a reason to hang up
     )
-    services = {stt: "stt", llm: "llm", tts: "tts"}
-    outages: dict[str, asyncio.Task] = {}
-    background: set[asyncio.Task] = set()
 
-    async def tell_page(data: dict) -> None:
-        await worker.rtvi.send_server_message(data)
 
-    @latency_observer.event_handler("on_latency_breakdown")
-    async def on_latency_breakdown(_observer, breakdown: LatencyBreakdown) -> None:
+class CallEvents:
+    """What one call does when something happens: latency reports, failures and recoveries,
+    the greeting, priming the LLM, and hanging up."""
+
+    def __init__(
+        self,
+        report: CallReport,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        options: CallOptions,
+        worker: PipelineWorker,
+        metrics: BotMetrics | None,
+        context: LLMContext,
+        services: dict[object, str],
+        llm: KitLLMService,
+    ) -> None:
+        self.report = report
+        self.call_id = report.call_id
+        self.settings = settings
+        self.session = session
+        self.options = options
+        self.worker = worker
+        self.metrics = metrics
+        self.context = context
+        self.services = services  # each service's processor, by its name in reports
+        self.llm = llm  # primes its server's cache
+        self.outages: dict[str, asyncio.Task] = {}
+        self.background: set[asyncio.Task] = set()
+        self.connected = asyncio.Event()
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task:
+        """Run `work` for as long as the call lasts (cancelled when it ends)."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        return task
+
+    def cancel_tasks(self) -> None:
+        for task in [*self.outages.values(), *self.background]:
+            task.cancel()
+
+    async def tell_page(self, data: dict) -> None:
+        await self.worker.rtvi.send_server_message(data)
+
+    async def on_latency_breakdown(self, _observer, breakdown: LatencyBreakdown) -> None:
+        """Record a turn's (or the greeting's) latency; log it and show it on the page."""
+        report, call_id = self.report, self.call_id
         kind = "greeting" if breakdown.measured_from is MeasuredFrom.CLIENT_CONNECTED else "turn"
         number = len(report.latency.user_turns()) + (1 if kind == "turn" else 0)
         turn = TurnLatency.from_contributions(
             number, [(c.key, c.duration_secs) for c in breakdown.contributions], kind
         )
         report.latency.add(turn)
-        if metrics:
-            metrics.turn(turn)
+        if self.metrics:
+            self.metrics.turn(turn)
         logger.info(f"[{call_id}] {turn.log_line()}")
         logger.debug(f"[{call_id}] breakdown:\n" + "\n".join(breakdown.turn_contribution_lines()))
-        await tell_page(turn.message())
+        await self.tell_page(turn.message())
 
-    @worker.event_handler("on_pipeline_error")
-    async def on_pipeline_error(_worker, frame: ErrorFrame) -> None:
-        service = services.get(frame.processor, "bot")
-        report.errors.append(f"{service}: {frame.error}")
-        if metrics:
-            metrics.failure(service, frame.error)
-        if service in outages:
+    async def on_pipeline_error(self, _worker, frame: ErrorFrame) -> None:
+        """Report a failing service once per outage, apologise, and watch for its recovery."""
+        call_id = self.call_id
+        service = self.services.get(frame.processor, "bot")
+        self.report.errors.append(f"{service}: {frame.error}")
+        if self.metrics:
+            self.metrics.failure(service, frame.error)
+        if service in self.outages:
             # One message per outage: the page has been told, and hears when it is over.
             logger.debug(f"[{call_id}] {service} still failing: {frame.error}")
             return
         logger.warning(f"[{call_id}] {service} failed: {frame.error}")
-        await tell_page({"type": "error", "service": service, "message": frame.error})
+        await self.tell_page({"type": "error", "service": service, "message": frame.error})
         if service in PROBES:
-            outages[service] = asyncio.create_task(watch_recovery(service, frame.processor))
+            self.outages[service] = asyncio.create_task(
+                self.watch_recovery(service, frame.processor)
+            )
             if service in _APOLOGY:
-                await worker.queue_frame(TTSSpeakFrame(_APOLOGY[service], append_to_context=False))
+                await self.worker.queue_frame(
+                    TTSSpeakFrame(_APOLOGY[service], append_to_context=False)
+                )
 
-    async def watch_recovery(service: str, processor) -> None:
+    async def watch_recovery(self, service: str, processor) -> None:
         """Poll the failed dependency; when it answers again, say so and use it again."""
         try:
-            while problem := await PROBES[service](session, settings):
-                logger.debug(f"[{call_id}] still down: {problem}")
+            while problem := await PROBES[service](self.session, self.settings):
+                logger.debug(f"[{self.call_id}] still down: {problem}")
                 await asyncio.sleep(2)
             if not processor.is_usable:
                 await processor.set_usable(True)
-            logger.info(f"[{call_id}] {service} is back")
-            await tell_page({"type": "recovered", "service": service})
+            logger.info(f"[{self.call_id}] {service} is back")
+            await self.tell_page({"type": "recovered", "service": service})
         finally:
-            outages.pop(service, None)
+            self.outages.pop(service, None)
 
-    connected = asyncio.Event()
+    async def end_unless_connected(self) -> None:
+        """An offer whose media never arrives (closed tab, failed ICE) gives its place back."""
+        await asyncio.sleep(self.settings.bot_connect_timeout_secs)
+        if not self.connected.is_set():
+            logger.info(f"[{self.call_id}] the caller never connected; call ended")
+            await self.worker.cancel()
 
-    async def end_unless_connected() -> None:
-        # An offer whose media never arrives (closed tab, failed ICE) gives its place back.
-        await asyncio.sleep(settings.bot_connect_timeout_secs)
-        if not connected.is_set():
-            logger.info(f"[{call_id}] the caller never connected; call ended")
-            await worker.cancel()
+    async def on_client_connected(self, _transport, _client) -> None:
+        """Greet the caller, and have the LLM read the prompt and greeting meanwhile."""
+        self.connected.set()
+        logger.info(f"[{self.call_id}] client connected")
+        greeting = self.settings.bot_greeting
+        await self.worker.queue_frame(TTSSpeakFrame(greeting))
+        messages = [
+            {"role": "system", "content": self.options.prompt},
+            {"role": "assistant", "content": greeting},
+        ]
+        self.in_background(self.llm.prime(messages))
 
-    background.add(asyncio.create_task(end_unless_connected()))
+    async def on_assistant_turn_stopped(self, _aggregator, _message) -> None:
+        """Once an answer is spoken, prime the LLM with the conversation as the context keeps
+        it: the LLM primed it as soon as the answer was written, and if the caller cut the
+        answer short, the spoken version differs in its last message."""
+        priming = self.in_background(self.llm.prime(list(self.context.get_messages())))
+        priming.add_done_callback(self.background.discard)
 
-    def prime(messages: list[dict]) -> None:
-        priming = asyncio.create_task(llm.prime(messages))
-        background.add(priming)
-        priming.add_done_callback(background.discard)
-
-    @transport.event_handler("on_client_connected")
-    async def on_client_connected(_transport, _client) -> None:
-        connected.set()
-        logger.info(f"[{call_id}] client connected")
-        await worker.queue_frame(TTSSpeakFrame(settings.bot_greeting))
-        prime(
-            [
-                {"role": "system", "content": options.prompt},
-                {"role": "assistant", "content": settings.bot_greeting},
-            ]
-        )
-
-    @assistant_aggregator.event_handler("on_assistant_turn_stopped")
-    async def on_assistant_turn_stopped(_aggregator, _message) -> None:
-        prime(list(context.get_messages()))
-
-    @transport.event_handler("on_client_disconnected")
-    async def on_client_disconnected(_transport, _client) -> None:
-        logger.info(f"[{call_id}] client disconnected")
-        await worker.cancel()
-
-    try:
-        runner = WorkerRunner(handle_sigint=False)
-        await runner.add_workers(worker)
-        await runner.run()
-    finally:
-        for task in [*outages.values(), *background]:
-            task.cancel()
-        logger.info(f"[{call_id}] call ended; latency summary:\n{report.latency.summary_table()}")
-    return report
+    async def on_client_disconnected(self, _transport, _client) -> None:
+        logger.info(f"[{self.call_id}] client disconnected")
+        await self.worker.cancel()

@@ -140,7 +140,8 @@ class SharedWhisperSTTService(WhisperSTTService):
         super().__init__(**kwargs)
 
     def _load(self) -> None:
-        self._model = self._decoder
+        # The decoder stands in for the base class's WhisperModel: it has the same transcribe().
+        self._model = self._decoder  # pyright: ignore[reportAttributeAccessIssue]
         unsupported = self._unsupported_language()
         if unsupported:
             raise ValueError(unsupported)

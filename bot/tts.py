@@ -98,9 +98,10 @@ class KitTTSService(TTSService):
                 f"voice {self._voice!r} is not offered by the TTS server "
                 f"(it has: {', '.join(speakers)})"
             )
-        self._latents = speakers[self._voice]
+        latents: dict[str, Any] = speakers[self._voice]
+        self._latents = latents
         logger.info(f"{self}: voice {self._voice!r}")
-        return self._latents
+        return latents
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         if context_id == self._cut_short:

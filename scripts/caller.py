@@ -20,6 +20,7 @@ import av
 import httpx
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 
 MIC_RATE = 16000
 FRAME_SAMPLES = MIC_RATE // 50  # 20 ms
@@ -146,7 +147,7 @@ class Caller:
         while True:
             try:
                 frame = await track.recv()
-            except Exception:
+            except MediaStreamError:  # the track ended: the call is over
                 return
             for out in resampler.resample(frame):
                 self.audio.append((time.monotonic(), bytes(out.planes[0])[: out.samples * 2]))

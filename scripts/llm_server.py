@@ -13,6 +13,7 @@ the command line overrides both.
 from __future__ import annotations
 
 import argparse
+import http.client
 import importlib.util
 import logging
 import os
@@ -69,7 +70,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     try:
         urllib.request.urlopen("https://huggingface.co/api/models?limit=1", timeout=timeout).close()
         return True
-    except Exception:
+    # URLError and timeouts are OSErrors; a garbled answer raises http.client's own errors.
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        log.debug(f"hub unreachable: {error.__class__.__name__}: {error}")
         return False
 
 
@@ -86,13 +89,17 @@ def resolve_gguf(choice: str, repo: str, filename: str) -> Path:
     if cached.is_file():
         return cached
     if hub_reachable():
+        import httpx
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
 
         log.info(f"downloading {repo}/{filename} once into {MODELS}/ ...")
         try:
             return Path(hf_hub_download(repo, filename, local_dir=MODELS))
-        except Exception as error:
+        # The hub's HTTP errors are OSErrors; its transport's (httpx) and a missing file are not.
+        except (OSError, httpx.HTTPError, EntryNotFoundError, ValueError) as error:
             log.warning(f"download failed ({error.__class__.__name__}); using the bundled model")
+            log.debug(f"download failed: {error}")
     log.info("hub unreachable: using the bundled SmolLM2-135M-Instruct (small, weak on facts)")
     return bundled_gguf()
 

@@ -3,7 +3,9 @@
 - LLM: the OpenAI-compatible server at LLM_BASE_URL when it answers and serves LLM_MODEL
   (e.g. a local Ollama); otherwise the embedded llama.cpp server (scripts/llm_server.py).
 - TTS: the server at XTTS_BASE_URL when it is already up; otherwise `python -m xtts`, and when
-  the configured engine cannot run here (no XTTS weights, say), the offline Hibari engine.
+  the configured engine cannot run here (its packages or weights are not installed: the engine
+  registry says so up front, or the server exits with EXIT_UNAVAILABLE), the offline hibari
+  engine. Any other failure (invalid settings: exit 2) stops the launcher with the server's words.
 - The bot: `python -m bot`.
 
 It waits until the bot's /ready says everything is up, prints the page's URL, and on Ctrl-C (or
@@ -73,6 +75,16 @@ async def start(name: str, args: list[str], env: dict[str, str]) -> asyncio.subp
 OFFLINE_TTS_ENGINE = "hibari"
 
 
+class ProcessExited(RuntimeError):
+    """A process died while the launcher waited for it to be ready."""
+
+    def __init__(self, name: str, returncode: int) -> None:
+        # 2 is what the TTS server exits with for invalid settings, each named in its output.
+        hint = ": its settings are invalid (see above)" if name == "tts" and returncode == 2 else ""
+        super().__init__(f"{name} exited with {returncode} while starting{hint}")
+        self.returncode = returncode
+
+
 def configured_tts_engine() -> str:
     from pydantic import ValidationError
 
@@ -84,21 +96,42 @@ def configured_tts_engine() -> str:
         return os.environ.get("TTS_ENGINE", OFFLINE_TTS_ENGINE)
 
 
+def tts_fallback_reason(engine: str, returncode: int | None = None) -> str | None:
+    """Why `engine` cannot run on this machine, so that the offline engine is used instead; None
+    when it can, or when it failed for another reason (settings), which must stop the launcher.
+
+    Without `returncode`, the engine registry is asked before starting (packages installed?);
+    with it, the TTS server's exit status says (weights missing, an import that failed).
+    """
+    from xtts.__main__ import EXIT_UNAVAILABLE
+    from xtts.engines.base import ENGINES, not_installed
+
+    if engine == OFFLINE_TTS_ENGINE or engine not in ENGINES:
+        return None
+    if returncode is None:
+        return not_installed(engine)
+    return "see above" if returncode == EXIT_UNAVAILABLE else None
+
+
 async def start_tts(port: int, bot_env: dict[str, str], processes: dict, within: float) -> None:
-    """Start the TTS server and wait until it is ready; falls back to the offline engine when the
-    configured one fails. Each process is registered at once, so Ctrl-C always stops it."""
+    """Start the TTS server and wait until it is ready; falls back to the offline engine only
+    when the configured one cannot run here. Each process is registered at once, so Ctrl-C
+    always stops it."""
     url = f"http://127.0.0.1:{port}/ready"
     engine = configured_tts_engine()
-    say(f"TTS: starting the TTS server ({engine}) on :{port}")
-    processes["tts"] = await start("tts", ["-m", "xtts"], {"TTS_PORT": str(port)})
-    try:
-        await wait_ready(url, {"tts": processes["tts"]}, within)
-        return
-    except RuntimeError:
-        if engine == OFFLINE_TTS_ENGINE:
-            raise
+    reason = tts_fallback_reason(engine)
+    if reason is None:
+        say(f"TTS: starting the TTS server ({engine}) on :{port}")
+        processes["tts"] = await start("tts", ["-m", "xtts"], {"TTS_PORT": str(port)})
+        try:
+            await wait_ready(url, {"tts": processes["tts"]}, within)
+            return
+        except ProcessExited as exited:
+            reason = tts_fallback_reason(engine, exited.returncode)
+            if reason is None:
+                raise
     say(
-        f"TTS: the {engine} engine cannot run here (see above); using the offline {OFFLINE_TTS_ENGINE} engine"
+        f"TTS: the {engine} engine cannot run here ({reason}); using the offline {OFFLINE_TTS_ENGINE} engine"
     )
     # The configured voice belongs to the other engine: let the bot take the server's first.
     bot_env["TTS_VOICE"] = ""
@@ -115,7 +148,7 @@ async def wait_ready(
         while time.monotonic() < deadline:
             for name, process in processes.items():
                 if process.returncode is not None:
-                    raise RuntimeError(f"{name} exited with {process.returncode} while starting")
+                    raise ProcessExited(name, process.returncode)
             try:
                 if (await client.get(url)).status_code == 200:
                     return

@@ -1,4 +1,9 @@
-"""`python -m xtts`: run the TTS server with settings from the environment."""
+"""`python -m xtts`: run the TTS server with settings from the environment.
+
+Exit status: 0 when stopped, 1 when the engine failed to load, 2 for invalid settings (one line
+per bad variable), EXIT_UNAVAILABLE (3) when the engine cannot run on this machine (its packages
+or model files are not installed; `make run` then falls back to the offline engine).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import logging
 import sys
 
 from pydantic import ValidationError
+
+EXIT_UNAVAILABLE = 3
 
 
 def main() -> int:
@@ -46,7 +53,11 @@ def main() -> int:
     )
     server = uvicorn.Server(config)
     server.run()
-    return 1 if failed else 0
+    if not failed:
+        return 0
+    from xtts.engines.base import EngineUnavailable
+
+    return EXIT_UNAVAILABLE if isinstance(failed[0], EngineUnavailable) else 1
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from xtts import __version__
@@ -59,141 +61,175 @@ def create_app(
     `engine` replaces the one TTS_ENGINE names (tests); `on_load_failure` is called if loading
     fails (the command line uses it to stop the server).
     """
-    synthesizer = Synthesizer(engine or create_engine(settings))
-    engine = synthesizer.engine
-
-    async def load() -> None:
-        try:
-            await synthesizer.load()
-        except Exception as error:
-            log.error("cannot start: %s", synthesizer.load_error)
-            if on_load_failure is not None:
-                on_load_failure(error)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Loading takes seconds to minutes; doing it in the background lets /health answer
-        # at once and /ready report progress.
-        task = asyncio.create_task(load())
-        try:
-            yield
-        finally:
-            task.cancel()
-            synthesizer.close()
-
+    server = Server(settings, Synthesizer(engine or create_engine(settings)))
     app = FastAPI(
         title="XTTS-compatible TTS server",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=functools.partial(_lifespan, server=server, on_load_failure=on_load_failure),
         docs_url="/docs",
     )
-    app.state.synthesizer = synthesizer
+    app.state.server = server
+    app.state.synthesizer = server.synthesizer
     _install_error_handlers(app)
+    app.include_router(router)
+    return app
 
-    @functools.cache
-    def speakers_json() -> bytes:
-        # Built once: for XTTS's speaker file this is megabytes of JSON.
-        voices = {name: latents.to_json() for name, latents in engine.voices().items()}
+
+class Server:
+    """What every route shares: the settings and the synthesis queue with its engine."""
+
+    def __init__(self, settings: Settings, synthesizer: Synthesizer) -> None:
+        self.settings = settings
+        self.synthesizer = synthesizer
+        self.engine = synthesizer.engine
+
+    def require_ready(self) -> None:
+        """Raise a 503 (saying why) until the engine is loaded."""
+        if not self.synthesizer.ready:
+            raise ApiError(503, _not_ready_message(self.synthesizer))
+
+    @functools.cached_property
+    def speakers_json(self) -> bytes:
+        """Every voice's latents as JSON; built once: for XTTS's speaker file it is megabytes."""
+        voices = {name: latents.to_json() for name, latents in self.engine.voices().items()}
         return json.dumps(voices, separators=(",", ":")).encode()
 
-    def require_ready() -> None:
-        if not synthesizer.ready:
-            raise ApiError(503, _not_ready_message(synthesizer))
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Alive (the engine may still be loading; see /ready)."""
-        return {"status": "ok"}
+@asynccontextmanager
+async def _lifespan(
+    _: FastAPI, *, server: Server, on_load_failure: Callable[[BaseException], None] | None
+) -> AsyncIterator[None]:
+    # Loading takes seconds to minutes; doing it in the background lets /health answer at once
+    # and /ready report progress.
+    task = asyncio.create_task(_load(server.synthesizer, on_load_failure))
+    try:
+        yield
+    finally:
+        task.cancel()
+        server.synthesizer.close()
 
-    @app.get("/ready")
-    async def ready() -> JSONResponse:
-        """200 once the engine is loaded and requests will be served, 503 until then.
 
-        `busy` tells whether a request is being synthesized right now, `queued` how many wait.
-        """
-        if not synthesizer.ready:
-            status = "failed" if synthesizer.load_error else "loading"
-            return JSONResponse(
-                {"status": status, "engine": engine.name, "error": _not_ready_message(synthesizer)},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
+async def _load(
+    synthesizer: Synthesizer, on_load_failure: Callable[[BaseException], None] | None
+) -> None:
+    """Load the engine; a failure is logged, kept for /ready and handed to `on_load_failure`."""
+    try:
+        await synthesizer.load()
+    except Exception as error:  # an engine may raise anything; Synthesizer.load put it in words
+        log.error("cannot start: %s", synthesizer.load_error)
+        log.debug("the engine's load failed", exc_info=error)
+        if on_load_failure is not None:
+            on_load_failure(error)
+
+
+def _server(request: Request) -> Server:
+    return request.app.state.server
+
+
+router = APIRouter()
+ServerDep = Annotated[Server, Depends(_server)]
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Alive (the engine may still be loading; see /ready)."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(server: ServerDep) -> JSONResponse:
+    """200 once the engine is loaded and requests will be served, 503 until then.
+
+    `busy` tells whether a request is being synthesized right now, `queued` how many wait.
+    """
+    synthesizer, engine = server.synthesizer, server.engine
+    if not synthesizer.ready:
+        status = "failed" if synthesizer.load_error else "loading"
         return JSONResponse(
-            {
-                "status": "ready",
-                "engine": engine.name,
-                "voices": list(engine.voices()),
-                "languages": list(engine.languages),
-                "sample_rate": OUTPUT_RATE,
-                "busy": synthesizer.busy,
-                "queued": synthesizer.waiting,
-            }
+            {"status": status, "engine": engine.name, "error": _not_ready_message(synthesizer)},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
+    return JSONResponse(
+        {
+            "status": "ready",
+            "engine": engine.name,
+            "voices": list(engine.voices()),
+            "languages": list(engine.languages),
+            "sample_rate": OUTPUT_RATE,
+            "busy": synthesizer.busy,
+            "queued": synthesizer.waiting,
+        }
+    )
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        """Prometheus text format: queue depth, requests, first-audio and synthesis times."""
-        return Response(synthesizer.metrics.render(), media_type=METRICS_TYPE)
 
-    @app.get("/studio_speakers")
-    async def studio_speakers() -> Response:
-        """Each voice's latents; send them back with /tts_stream to pick that voice."""
-        require_ready()
-        # Off the event loop: the first call encodes every voice's latents.
-        body = await asyncio.to_thread(speakers_json)
-        return Response(body, media_type="application/json")
+@router.get("/metrics")
+async def metrics(server: ServerDep) -> Response:
+    """Prometheus text format: queue depth, requests, first-audio and synthesis times."""
+    return Response(server.synthesizer.metrics.render(), media_type=METRICS_TYPE)
 
-    @app.get("/languages")
-    async def languages() -> list[str]:
-        """The language codes the engine speaks."""
-        require_ready()
-        return list(engine.languages)
 
-    @app.post("/tts_stream")
-    async def tts_stream(body: StreamBody) -> StreamingResponse:
-        """Raw s16le mono 24 kHz PCM (after a WAV header if add_wav_header), as it is made."""
-        received = time.perf_counter()
-        require_ready()
-        job = check_speech(body, engine, settings.tts_max_text_chars)
-        audio = synthesizer.stream(
-            job, header=body.add_wav_header, route="tts_stream", received=received
+@router.get("/studio_speakers")
+async def studio_speakers(server: ServerDep) -> Response:
+    """Each voice's latents; send them back with /tts_stream to pick that voice."""
+    server.require_ready()
+    # Off the event loop: the first call encodes every voice's latents.
+    body = await asyncio.to_thread(lambda: server.speakers_json)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/languages")
+async def languages(server: ServerDep) -> list[str]:
+    """The language codes the engine speaks."""
+    server.require_ready()
+    return list(server.engine.languages)
+
+
+@router.post("/tts_stream")
+async def tts_stream(body: StreamBody, server: ServerDep) -> StreamingResponse:
+    """Raw s16le mono 24 kHz PCM (after a WAV header if add_wav_header), as it is made."""
+    received = time.perf_counter()
+    server.require_ready()
+    job = check_speech(body, server.engine, server.settings.tts_max_text_chars)
+    audio = server.synthesizer.stream(
+        job, header=body.add_wav_header, route="tts_stream", received=received
+    )
+    # The first audio is made before the 200: text the engine cannot speak gets a 422.
+    first = await _first_audio(audio)
+    media_type = "audio/wav" if body.add_wav_header else "audio/raw"
+    return _ClosingStreamingResponse(_chain(first, audio), media_type=media_type)
+
+
+@router.post("/tts")
+async def tts(body: SpeechBody, server: ServerDep) -> Response:
+    """The whole utterance as one WAV file."""
+    received = time.perf_counter()
+    server.require_ready()
+    job = check_speech(body, server.engine, server.settings.tts_max_text_chars)
+    pcm = bytearray()
+    try:
+        async for chunk in server.synthesizer.stream(
+            job, header=False, route="tts", received=received
+        ):
+            pcm += chunk
+    except SynthesisFailed as error:
+        raise ApiError(422, f"text: {error}") from None
+    return Response(wav_file(bytes(pcm)), media_type="audio/wav")
+
+
+@router.post("/clone_speaker")
+async def clone_speaker(request: Request, server: ServerDep) -> dict[str, Any]:
+    """Latents for the speaker in an uploaded recording (multipart field `wav_file`)."""
+    server.require_ready()
+    if not server.engine.can_clone:
+        raise ApiError(
+            501,
+            f"the {server.engine.name} engine cannot clone voices; use a voice from "
+            "/studio_speakers, or run TTS_ENGINE=xtts",
         )
-        # The first audio is made before the 200: text the engine cannot speak gets a 422.
-        first = await _first_audio(audio)
-        media_type = "audio/wav" if body.add_wav_header else "audio/raw"
-        return _ClosingStreamingResponse(_chain(first, audio), media_type=media_type)
-
-    @app.post("/tts")
-    async def tts(body: SpeechBody) -> Response:
-        """The whole utterance as one WAV file."""
-        received = time.perf_counter()
-        require_ready()
-        job = check_speech(body, engine, settings.tts_max_text_chars)
-        pcm = bytearray()
-        try:
-            async for chunk in synthesizer.stream(
-                job, header=False, route="tts", received=received
-            ):
-                pcm += chunk
-        except SynthesisFailed as error:
-            raise ApiError(422, f"text: {error}") from None
-        return Response(wav_file(bytes(pcm)), media_type="audio/wav")
-
-    @app.post("/clone_speaker")
-    async def clone_speaker(request: Request) -> dict[str, Any]:
-        """Latents for the speaker in an uploaded recording (multipart field `wav_file`)."""
-        require_ready()
-        if not engine.can_clone:
-            raise ApiError(
-                501,
-                f"the {engine.name} engine cannot clone voices; use a voice from "
-                "/studio_speakers, or run TTS_ENGINE=xtts",
-            )
-        wav = await _read_upload(request)
-        latents = await synthesizer.clone(wav)
-        return latents.to_json()
-
-    return app
+    wav = await _read_upload(request)
+    latents = await server.synthesizer.clone(wav)
+    return latents.to_json()
 
 
 async def _first_audio(audio: AsyncGenerator[bytes, None]) -> bytes:
@@ -227,7 +263,8 @@ async def _read_upload(request: Request) -> bytes:
     except AssertionError as error:
         # Starlette parses multipart only with python-multipart installed.
         raise ApiError(501, f"clone_speaker is unavailable on this server: {error}") from error
-    except Exception as error:
+    except (StarletteHTTPException, MultiPartException, ClientDisconnect, ValueError) as error:
+        # Starlette's own refusals, a client gone mid-upload, python-multipart's parse errors.
         raise ApiError(400, f"wav_file: could not read the upload ({error})") from error
     upload = form.get("wav_file")
     if upload is None or isinstance(upload, str):

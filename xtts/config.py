@@ -37,9 +37,9 @@ class Settings(BaseSettings):
     # None: the engine's own default voice.
     tts_voice: str | None = None
     tts_host: str = "0.0.0.0"
-    tts_port: int = Field(8001, ge=1, le=65535)
-    tts_max_text_chars: int = Field(2000, ge=1)
-    tts_threads: int = Field(1, ge=1, le=256)
+    tts_port: int = Field(default=8001, ge=1, le=65535)
+    tts_max_text_chars: int = Field(default=2000, ge=1)
+    tts_threads: int = Field(default=1, ge=1, le=256)
     tts_log_level: str = "info"
     xtts_model_dir: Path | None = None
     # How TTS_ENGINE=auto chose, for the start-up log; empty when the engine was named.

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -51,6 +51,8 @@ class Synthesizer:
         try:
             await asyncio.to_thread(self.engine.load)
             _check_resampling(self.engine)
+        # Engines wrap what they foresee in EngineSetupError; a speech package may still raise
+        # anything while loading, and /ready must say what (the caller logs it, too).
         except Exception as error:
             self.load_error = (
                 str(error)
@@ -79,7 +81,7 @@ class Synthesizer:
 
     async def stream(
         self, job: SpeechJob, *, header: bool, route: str, received: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """24 kHz s16le PCM for `job`, chunk by chunk as the engine produces it.
 
         Cancelling the consumer (a client that hangs up) stops the synthesis at the next chunk
@@ -96,6 +98,8 @@ class Synthesizer:
                 sentences = split_sentences(job.text, self.engine.sentence_limit(job.language))
                 stats.sentences = len(sentences)
                 for number, sentence in enumerate(sentences, 1):
+                    # A speech package may raise anything on a sentence; it is left out (see
+                    # _failed, which logs the cause) and the stream goes on.
                     try:
                         chunks = await self._run(self._start, sentence, job)
                     except Exception as error:
@@ -125,7 +129,7 @@ class Synthesizer:
             if stats.dequeued is None:
                 self.waiting -= 1  # hung up while still queued
             raise
-        except Exception:
+        except Exception:  # recorded for the log and the metrics, then raised as it was
             stats.outcome = "failed"
             raise
         finally:

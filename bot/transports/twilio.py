@@ -14,7 +14,7 @@ import secrets
 import time
 from xml.sax.saxutils import escape, quoteattr
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from loguru import logger
 from pipecat.serializers.twilio import TwilioFrameSerializer
@@ -65,6 +65,7 @@ def stream_url(settings: Settings, request_host: str) -> str:
 
 async def start_recording(settings: Settings, call_sid: str) -> None:
     """Ask Twilio to record the call on two channels (the caller and the bot apart)."""
+    from twilio.base.exceptions import TwilioException
     from twilio.rest import Client
 
     client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
@@ -74,105 +75,89 @@ async def start_recording(settings: Settings, call_sid: str) -> None:
             lambda: client.calls(call_sid).recordings.create(recording_channels="dual")
         )
         logger.info("Twilio records this call (dual channel)")
-    except Exception as error:  # the call goes on unrecorded
+    except (TwilioException, OSError) as error:  # Twilio refused, or could not be reached
+        # (requests' errors are OSErrors). The call goes on unrecorded.
         logger.warning(f"call recording could not start ({error.__class__.__name__})")
+        logger.opt(exception=error).debug("call recording: the cause")
 
 
 def twilio_router(calls: CallManager) -> APIRouter:
-    settings = calls.settings
-    token = settings.twilio_auth_token.get_secret_value()
-    validator = RequestValidator(token) if token else None
-    tokens = StreamTokens()
+    """The phone line's routes: the voice webhook and the media stream's WebSocket."""
+    line = PhoneLine(calls)
     router = APIRouter()
+    router.add_api_route("/twilio/voice", line.voice, methods=["POST"])
+    router.add_api_websocket_route("/twilio/ws", line.stream)
+    return router
 
-    if validator is None:
-        if settings.bot_mode == "production":
-            raise SystemExit("TWILIO_AUTH_TOKEN: required when BOT_MODE=production (phone calls)")
-        logger.warning(
-            "TWILIO_AUTH_TOKEN is not set: Twilio requests are NOT authenticated "
-            "(fine for local tests; set it before taking real calls)"
-        )
 
-    def signed(url: str, params: dict, signature: str | None) -> bool:
-        return validator is None or validator.validate(url, params, signature or "")
+class PhoneLine:
+    """One bot's Twilio number: the signature check, the stream tokens and the two handlers."""
 
-    @router.post("/twilio/voice")
-    async def voice(request: Request) -> Response:
+    def __init__(self, calls: CallManager) -> None:
+        self.calls = calls
+        self.settings = settings = calls.settings
+        self.token = settings.twilio_auth_token.get_secret_value()
+        self.validator = RequestValidator(self.token) if self.token else None
+        self.tokens = StreamTokens()
+        if self.validator is None:
+            if settings.bot_mode == "production":
+                raise SystemExit(
+                    "TWILIO_AUTH_TOKEN: required when BOT_MODE=production (phone calls)"
+                )
+            logger.warning(
+                "TWILIO_AUTH_TOKEN is not set: Twilio requests are NOT authenticated "
+                "(fine for local tests; set it before taking real calls)"
+            )
+
+    def signed(self, url: str, params: dict, signature: str | None) -> bool:
+        """Twilio signed this request (always true without TWILIO_AUTH_TOKEN: local tests)."""
+        return self.validator is None or self.validator.validate(url, params, signature or "")
+
+    async def voice(self, request: Request) -> Response:
         """Answer at once (never waits for models): connect the call to the stream."""
+        settings = self.settings
         form = dict(await request.form())
         url = (settings.public_url or str(request.base_url).rstrip("/")) + "/twilio/voice"
-        if not signed(url, form, request.headers.get("x-twilio-signature")):
+        if not self.signed(url, form, request.headers.get("x-twilio-signature")):
             logger.warning("Twilio webhook refused: bad or missing signature")
             return JSONResponse({"error": "X-Twilio-Signature: missing or invalid"}, 403)
-        if not calls.has_room():
+        if not self.calls.has_room():
             busy = f"<Say>{escape(BUSY)}</Say><Hangup/>"
             return Response(f"{_XML}<Response>{busy}</Response>", media_type="application/xml")
         parameters = {
-            "token": tokens.mint(),
+            "token": self.tokens.mint(),
             **{
                 key: str(form[key])
                 for key in ("CallSid", "AccountSid", "From", "To")
                 if key in form
             },
         }
-        params_xml = "".join(
-            f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in parameters.items()
-        )
         ws_url = stream_url(settings, request.headers.get("host", "localhost"))
-        twiml = (
-            f"{_XML}<Response><Connect>"
-            f"<Stream url={quoteattr(ws_url)}>{params_xml}</Stream></Connect>"
-            f"<Say>{escape(APOLOGY)}</Say></Response>"
-        )
-        return Response(twiml, media_type="application/xml")
+        return Response(_connect_twiml(ws_url, parameters), media_type="application/xml")
 
-    async def start_message(websocket: WebSocket) -> dict | None:
-        """Read Twilio's `connected` and `start`, skipping frames that are malformed or too big."""
-        while True:
-            raw = await websocket.receive_text()
-            if len(raw) > MAX_MESSAGE_BYTES:
-                logger.info(f"Twilio stream: skipped a {len(raw)}-byte message (over the cap)")
-                continue
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                logger.info("Twilio stream: skipped a malformed JSON message")
-                continue
-            if isinstance(message, dict) and message.get("event") == "start":
-                return message
-            if isinstance(message, dict) and message.get("event") == "stop":
-                return None
-
-    @router.websocket("/twilio/ws")
-    async def stream(websocket: WebSocket) -> None:
+    async def stream(self, websocket: WebSocket) -> None:
+        """The call's audio: checked (signature, then stream token) before any pipeline starts."""
+        settings, calls = self.settings, self.calls
         url = stream_url(settings, websocket.headers.get("host", "localhost"))
-        if not signed(url, {}, websocket.headers.get("x-twilio-signature")):
+        if not self.signed(url, {}, websocket.headers.get("x-twilio-signature")):
             logger.warning("Twilio stream refused: bad or missing signature")
             return await websocket.close(POLICY_VIOLATION)  # before accepting: a 403 handshake
         await websocket.accept()
         try:
             start = await asyncio.wait_for(start_message(websocket), _START_TIMEOUT_SECS)
-        except (TimeoutError, Exception):
+        except (TimeoutError, WebSocketDisconnect, RuntimeError, KeyError, RecursionError):
+            # No `start` in time, the caller gone, a binary frame (no "text" in it), or JSON
+            # nested too deep to parse.
             return await websocket.close(POLICY_VIOLATION)
-        details = (start or {}).get("start")
-        details = details if isinstance(details, dict) else {}
-        custom = details.get("customParameters")
-        custom = custom if isinstance(custom, dict) else {}
-        if not tokens.redeem(custom.get("token")):
+        start = start or {}  # the stream stopped first: it has no token, and is refused below
+        details = _dict(start.get("start"))
+        if not self.tokens.redeem(_dict(details.get("customParameters")).get("token")):
             logger.warning("Twilio stream refused: stream token missing, reused or expired")
             return await websocket.close(POLICY_VIOLATION)
         if not calls.ready:
             return await websocket.close(TRY_AGAIN_LATER, reason="the bot is still loading")
-        account_sid = settings.twilio_account_sid or details.get("accountSid")
-        can_hang_up = bool(settings.twilio_account_sid and token)
-        serializer = TwilioFrameSerializer(
-            stream_sid=details.get("streamSid") or start.get("streamSid", ""),
-            call_sid=details.get("callSid"),
-            account_sid=account_sid if can_hang_up else None,
-            auth_token=token if can_hang_up else None,
-            base_url=settings.twilio_api_base_url,
-            params=TwilioFrameSerializer.InputParams(auto_hang_up=can_hang_up),
-        )
+        can_hang_up = bool(settings.twilio_account_sid and self.token)
+        serializer = self.serializer(start, details, can_hang_up)
         transport = FastAPIWebsocketTransport(
             websocket,
             FastAPIWebsocketParams(
@@ -189,4 +174,52 @@ def twilio_router(calls: CallManager) -> APIRouter:
             await start_recording(settings, details["callSid"])
         await call
 
-    return router
+    def serializer(self, start: dict, details: dict, can_hang_up: bool) -> TwilioFrameSerializer:
+        """Pipecat's Twilio serializer for this stream; it hangs up through Twilio's API when it
+        has the account's credentials."""
+        settings = self.settings
+        account_sid = settings.twilio_account_sid or details.get("accountSid")
+        return TwilioFrameSerializer(
+            stream_sid=details.get("streamSid") or start.get("streamSid", ""),
+            call_sid=details.get("callSid"),
+            account_sid=account_sid if can_hang_up else None,
+            auth_token=self.token if can_hang_up else None,
+            base_url=settings.twilio_api_base_url,
+            params=TwilioFrameSerializer.InputParams(auto_hang_up=can_hang_up),
+        )
+
+
+def _connect_twiml(ws_url: str, parameters: dict[str, str]) -> str:
+    """TwiML that connects the call to the stream, and apologises should the stream end."""
+    params_xml = "".join(
+        f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in parameters.items()
+    )
+    return (
+        f"{_XML}<Response><Connect>"
+        f"<Stream url={quoteattr(ws_url)}>{params_xml}</Stream></Connect>"
+        f"<Say>{escape(APOLOGY)}</Say></Response>"
+    )
+
+
+def _dict(value: object) -> dict:
+    """`value` when it is a JSON object, else an empty one (Twilio's fields are not trusted)."""
+    return value if isinstance(value, dict) else {}
+
+
+async def start_message(websocket: WebSocket) -> dict | None:
+    """Read Twilio's `connected` and `start`, skipping frames that are malformed or too big;
+    None when the stream stops first."""
+    while True:
+        raw = await websocket.receive_text()
+        if len(raw) > MAX_MESSAGE_BYTES:
+            logger.info(f"Twilio stream: skipped a {len(raw)}-byte message (over the cap)")
+            continue
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            logger.info("Twilio stream: skipped a malformed JSON message")
+            continue
+        if isinstance(message, dict) and message.get("event") == "start":
+            return message
+        if isinstance(message, dict) and message.get("event") == "stop":
+            return None

@@ -107,7 +107,7 @@ def _problem(error: ValidationError) -> str:
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
     field = next((part for part in reversed(first["loc"]) if isinstance(part, str)), "")
     if first["type"] == "value_error":
-        return f"{path.lstrip('.')}: {first['ctx']['error']}"
+        return f"{path.lstrip('.')}: {first.get('ctx', {}).get('error')}"
     rule = _FIELD_RULES.get(field)
     if rule is None:
         return f"{path.lstrip('.')}: {first['msg']}"
@@ -155,7 +155,7 @@ async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
     return body
 
 
-def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
+def _parse(model: type[_OfferBody | _CandidatesBody], body: dict[str, Any]) -> Any:
     """The body as `model`'s request, or what is wrong with it in words."""
     try:
         return model.model_validate(body).request()
@@ -164,30 +164,58 @@ def _parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
 
 
 def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> APIRouter:
+    """The page's signalling routes: offer, ICE candidates, and giving up on an offer."""
+    signalling = Signalling(calls, handler)
     router = APIRouter()
-    offered: dict[str, asyncio.Task] = {}  # each WebRTC call by its pc_id
+    router.add_api_route(
+        "/api/offer", signalling.offer, methods=["POST"], openapi_extra=_body(_OfferBody)
+    )
+    router.add_api_route(
+        "/api/offer", signalling.abandon, methods=["DELETE"], openapi_extra=_body(_AbandonBody)
+    )
+    router.add_api_route(
+        "/api/offer",
+        signalling.ice_candidates,
+        methods=["PATCH"],
+        openapi_extra=_body(_CandidatesBody),
+    )
+    return router
 
-    def call_starter(options: CallOptions, started: list[bool]):
+
+class Signalling:
+    """SmallWebRTC signalling for the page: one call per peer connection, by its pc_id."""
+
+    def __init__(self, calls: CallManager, handler: SmallWebRTCRequestHandler) -> None:
+        self.calls = calls
+        self.handler = handler
+        self.offered: dict[str, asyncio.Task] = {}  # each WebRTC call by its pc_id
+
+    def call_starter(self, options: CallOptions, started: list[bool]):
+        """The callback the handler runs with a new peer connection: it starts the call."""
+
         async def start_call(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(
-                webrtc_connection=connection, params=transport_params(calls.settings)
+                webrtc_connection=connection, params=transport_params(self.calls.settings)
             )
             # However the call ends, its peer connection (and UDP ports) goes with it.
-            call = calls.start(transport, options, kind="webrtc", hang_up=connection.disconnect)
+            call = self.calls.start(
+                transport, options, kind="webrtc", hang_up=connection.disconnect
+            )
             started.append(True)
-            offered[connection.pc_id] = call
-            call.add_done_callback(lambda _: offered.pop(connection.pc_id, None))
+            self.offered[connection.pc_id] = call
+            call.add_done_callback(lambda _: self.offered.pop(connection.pc_id, None))
 
         return start_call
 
-    @router.post("/api/offer", openapi_extra=_body(_OfferBody))
-    async def offer(request: Request) -> Any:
+    async def offer(self, request: Request) -> Any:
+        """Start a call (or renegotiate one): the browser's SDP offer in, the bot's answer out."""
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
             return body
         parsed = _parse(_OfferBody, body)
         if isinstance(parsed, str):
             return _bad_request(parsed)
+        calls = self.calls
         if not calls.ready:
             return _busy("the bot is still loading; retry shortly")
         try:
@@ -198,13 +226,15 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
             return _busy(calls.busy_message())
         started: list[bool] = []
         try:
-            return await handler.handle_web_request(parsed, call_starter(options, started))
+            return await self.handler.handle_web_request(
+                parsed, self.call_starter(options, started)
+            )
         except HTTPException as error:  # the handler's own refusals are words for the caller
             return JSONResponse({"error": str(error.detail)}, error.status_code)
-        except Exception as error:  # aiortc's parsers raise anything from ValueError on
+        except Exception as error:  # aiortc's SDP parsers raise anything from ValueError on
             # Its words describe aiortc's internals, not the caller's mistake: logged, not sent.
             logger.info(f"WebRTC offer refused ({error.__class__.__name__})")
-            logger.debug(f"WebRTC offer refused: {error}")
+            logger.opt(exception=error).debug(f"WebRTC offer refused: {error}")
             return _bad_request(
                 "the offer could not be used: aiortc could not read its SDP or set up its media"
             )
@@ -212,21 +242,21 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
             if not started:  # failed, or a renegotiation of a call that has its place
                 calls.release()
 
-    @router.delete("/api/offer", openapi_extra=_body(_AbandonBody))
-    async def abandon(request: Request) -> Any:
+    async def abandon(self, request: Request) -> Any:
         """The page gave up on an offer (WebRTC did not connect): end that call, free its place."""
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
             return body
-        call = offered.get(body.get("pc_id")) if isinstance(body.get("pc_id"), str) else None
+        pc_id = body.get("pc_id")
+        call = self.offered.get(pc_id) if isinstance(pc_id, str) else None
         if call is None:
             return JSONResponse({"error": "pc_id: no call with this id (it may have ended)"}, 404)
         call.cancel()
         await asyncio.wait([call], timeout=5)  # answered once the place is free
         return {"status": "ended"}
 
-    @router.patch("/api/offer", openapi_extra=_body(_CandidatesBody))
-    async def ice_candidates(request: Request) -> Any:
+    async def ice_candidates(self, request: Request) -> Any:
+        """The browser's trickled ICE candidates, for the call with this pc_id."""
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
             return body
@@ -234,12 +264,13 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
         if isinstance(parsed, str):
             return _bad_request(parsed)
         try:
-            await handler.handle_patch_request(parsed)
+            await self.handler.handle_patch_request(parsed)
         except HTTPException as error:  # the handler's own refusals (unknown pc_id) are words
             return JSONResponse({"error": str(error.detail)}, error.status_code)
-        except Exception as error:  # aiortc could not use a candidate: its text stays in the log
-            logger.debug(f"ICE candidates refused: {error.__class__.__name__}: {error}")
+        except Exception as error:  # aiortc may raise anything on a candidate it cannot use
+            # Its text describes aiortc's internals: it stays in the log.
+            logger.opt(exception=error).debug(
+                f"ICE candidates refused: {error.__class__.__name__}: {error}"
+            )
             return _bad_request("candidates: aiortc could not use them")
         return {"status": "ok"}
-
-    return router

@@ -1,8 +1,8 @@
 """Headless Chromium (the OS's, never Playwright's download) driving the bot's page.
 
-The microphone is Chromium's fake capture device reading a WAV file once (`%noloop`): the
-recordings in tests/fixtures/questions with silence around them, so that the greeting is over
-before the first question is asked.
+The microphone is either Chromium's fake capture device reading a WAV file once (`%noloop`:
+silence or recordings from tests/fixtures/questions), or, for conversations, a stream the test
+plays each question into once the page shows the bot has finished speaking (pages.Microphone).
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
-from tests.support import ARTIFACTS, FIXTURES
+from tests.browser.pages import MIC_SCRIPT, RATE, question_pcm
+from tests.support import ARTIFACTS
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-QUESTIONS = FIXTURES / "questions"
-RATE = 16000
 
 BASE_ARGS = [
     "--no-sandbox",
@@ -61,12 +60,7 @@ def spoken(path: Path, parts: list[str | float]) -> Path:
     of silence."""
     pcm = b""
     for part in parts:
-        if isinstance(part, str):
-            with wave.open(str(QUESTIONS / f"{part}.wav")) as w:
-                assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2)
-                pcm += w.readframes(w.getnframes())
-        else:
-            pcm += b"\0\0" * int(part * RATE)
+        pcm += question_pcm(part) if isinstance(part, str) else b"\0\0" * int(part * RATE)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -85,7 +79,9 @@ async def playwright() -> AsyncIterator[Playwright]:
 async def open_page(
     playwright: Playwright, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Callable]:
-    """`await open_page(url, speech=[...], fake_ui=True, args=[])` → a Page on a fresh browser.
+    """`await open_page(url, speech=[...], mic=False, fake_ui=True, args=[])` → a Page on a
+    fresh browser. `speech`: the fake microphone plays that once, from the start; `mic=True`: it
+    is silent until the test speaks into it (pages.Microphone).
 
     Console output and uncaught errors are kept; a failing test leaves a screenshot and the
     console in test-artifacts/browser-<test>.{png,log}.
@@ -97,6 +93,7 @@ async def open_page(
         url: str,
         *,
         speech: list[str | float] | None = None,
+        mic: bool = False,
         fake_ui: bool = True,
         args: list[str] | None = None,
         viewport: dict | None = None,
@@ -110,6 +107,8 @@ async def open_page(
         )
         browsers.append(browser)
         context = await browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
+        if mic:
+            await context.add_init_script(MIC_SCRIPT)
         page = await context.new_page()
         console: list[str] = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))

@@ -2,13 +2,72 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import wave
 
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from tests.support import FIXTURES
+
 # A level (0..1, -60 dBFS → 0) the bot's voice clearly exceeds and silence never reaches.
 AUDIBLE = 0.3
+QUESTIONS = FIXTURES / "questions"
+RATE = 16000
+
+# Installed before the page's own scripts: getUserMedia gives a Web Audio stream that is silent
+# until the test has `window.kitMic.say(pcm)` play a recording into it, so that each question is
+# asked when the page shows it is time, however long the bot spoke before.
+MIC_SCRIPT = """
+(() => {
+  const context = { audio: null, destination: null };
+  const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    if (!constraints || !constraints.audio) return getUserMedia(constraints);
+    context.audio = context.audio || new AudioContext();
+    await context.audio.resume();
+    // One stream per request: the page stops the tracks of the one it replaces.
+    context.destination = context.audio.createMediaStreamDestination();
+    return context.destination.stream;
+  };
+  window.kitMic = {
+    /** Play 16 kHz s16le mono PCM (base64) into the microphone; resolves when it has played. */
+    say(pcm64, rate) {
+      const bytes = Uint8Array.from(atob(pcm64), (c) => c.charCodeAt(0));
+      const samples = new Int16Array(bytes.buffer);
+      const buffer = context.audio.createBuffer(1, samples.length, rate);
+      buffer.getChannelData(0).set(Float32Array.from(samples, (s) => s / 32768));
+      const source = context.audio.createBufferSource();
+      source.buffer = buffer;
+      source.connect(context.destination);
+      return new Promise((resolve) => {
+        source.onended = resolve;
+        source.start();
+      });
+    },
+  };
+})();
+"""
+
+
+def question_pcm(name: str) -> bytes:
+    """A recorded question from tests/fixtures/questions: 16 kHz s16le mono PCM."""
+    with wave.open(str(QUESTIONS / f"{name}.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2)
+        return w.readframes(w.getnframes())
+
+
+class Microphone:
+    """The page's microphone (a page opened with `mic=True`), spoken into by the test."""
+
+    def __init__(self, page: Page):
+        self.page = page
+
+    async def say(self, question: str) -> None:
+        """Ask a recorded question; returns once it has been played into the call."""
+        pcm64 = base64.b64encode(question_pcm(question)).decode()
+        await self.page.evaluate("([pcm, rate]) => window.kitMic.say(pcm, rate)", [pcm64, RATE])
 
 
 class CallPage:

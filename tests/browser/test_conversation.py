@@ -1,9 +1,9 @@
 """Conversations in a real browser: WebRTC, the WebSocket alternative, and the automatic fallback.
 
-Each test speaks recorded questions through Chromium's fake microphone and reads the page as a
-person would: the greeting's sound (measured in the page), the transcript, the bot's answer, and a
-latency bar with every stage. The tiny LLM's answers are fluent but unreliable, so only their
-presence is checked.
+Each test speaks recorded questions into the page's microphone, each once the page shows the bot
+has finished speaking, and reads the page as a person would: the greeting's sound (measured in the
+page), the transcript, the bot's answer, and a latency bar with every stage. The tiny LLM's answers
+are fluent but unreliable, so only their presence is checked.
 """
 
 from __future__ import annotations
@@ -15,14 +15,18 @@ import shutil
 import pytest
 
 from tests.browser.conftest import NO_UDP
-from tests.browser.pages import CallPage
+from tests.browser.pages import CallPage, Microphone
 from tests.support import ARTIFACTS, ROOT, words
 
 pytestmark = pytest.mark.browser
 
 STAGES = {"endpointing", "stt", "llm", "tts", "rest"}
-# Silence before the first question: the greeting (about 5 s) is over by then.
-GREETING_SECS = 8
+
+
+async def ask(call: CallPage, question: str) -> None:
+    """Once the bot has finished speaking (the greeting or its last answer), ask `question`."""
+    await call.quiet()
+    await Microphone(call.page).say(question)
 
 
 async def assert_turn(call: CallPage, turn: int, question: tuple[str, ...]) -> None:
@@ -42,17 +46,15 @@ async def assert_turn(call: CallPage, turn: int, question: tuple[str, ...]) -> N
 
 
 async def test_two_turns_over_webrtc(stack, open_page):
-    page = await open_page(
-        stack.bot_url,
-        speech=[GREETING_SECS, "france", 16, "sky", 2],
-        viewport={"width": 1280, "height": 960},
-    )
+    page = await open_page(stack.bot_url, mic=True, viewport={"width": 1280, "height": 960})
     call = CallPage(page)
     await call.connect("webrtc")
     await call.connected("webrtc")
     await call.greeting_heard()
 
+    await ask(call, "france")
     await assert_turn(call, 1, ("capital", "france"))
+    await ask(call, "sky")
     await assert_turn(call, 2, ("sky", "blue"))
     assert "–" not in await page.inner_text("#stat-median")
     assert await page.inner_text("#stat-turns") == "2"
@@ -80,7 +82,7 @@ async def test_two_turns_over_webrtc(stack, open_page):
 
 
 async def test_one_turn_over_websocket(stack, open_page):
-    page = await open_page(stack.bot_url, speech=[GREETING_SECS, "france", 2])
+    page = await open_page(stack.bot_url, mic=True)
     call = CallPage(page)
     # From the keyboard: choose the transport, then Enter on Connect.
     await page.focus("#transport")
@@ -91,17 +93,19 @@ async def test_one_turn_over_websocket(stack, open_page):
     assert await page.evaluate("document.activeElement.id") == "disconnect"
 
     await call.greeting_heard()
+    await ask(call, "france")
     await assert_turn(call, 1, ("capital", "france"))
 
 
 async def test_auto_falls_back_to_websocket_when_webrtc_cannot_connect(stack, open_page):
     # WebRTC gets no local candidates; the page gives up on it after webrtc_timeout_ms (5 s).
-    page = await open_page(stack.bot_url, speech=[GREETING_SECS + 5, "france", 2], args=[NO_UDP])
+    page = await open_page(stack.bot_url, mic=True, args=[NO_UDP])
     call = CallPage(page)
     await call.connect("auto")
     await call.connected("websocket")
     assert "WebRTC could not connect" in await page.inner_text("#log")
     await call.greeting_heard()
+    await ask(call, "france")
     await assert_turn(call, 1, ("capital", "france"))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from scripts.caller import Caller
 from tests.browser.conftest import NO_UDP
-from tests.browser.pages import CallPage
+from tests.browser.pages import CallPage, Microphone
 from tests.conftest import stack_env
 from tests.support import free_port, server_process, stop_process
 
@@ -92,7 +92,7 @@ async def test_llm_and_tts_down_are_shown_where_the_person_looks(open_page):
     url = f"http://127.0.0.1:{bot_port}"
     with server_process(["-m", "bot"], env=env, ready_url=f"{url}/health", name="browser-down-bot"):
         await wait_for_whisper(url)
-        page = await open_page(url, speech=[GREETING_SECS, "france", 10])
+        page = await open_page(url, mic=True)
         call = CallPage(page)
         # The voices cannot be listed; the page says so and keeps the default voice.
         await call.until("!document.getElementById('voices-note').hidden", "the voices note")
@@ -105,6 +105,7 @@ async def test_llm_and_tts_down_are_shown_where_the_person_looks(open_page):
             "document.getElementById('alert').innerText.includes('(TTS)')",
             "the TTS server's failure on the page",
         )
+        await Microphone(page).say("france")  # a question for the LLM, which is not there either
         await call.until(
             "document.getElementById('alert').innerText.includes('language model')",
             "the LLM's failure on the page",

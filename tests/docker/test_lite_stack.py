@@ -18,7 +18,7 @@ import pytest
 from scripts.caller import Caller, read_wav
 from scripts.llm_server import bundled_gguf
 from tests.browser.conftest import NO_UDP
-from tests.browser.pages import CallPage
+from tests.browser.pages import CallPage, Microphone
 from tests.docker.conftest import PROJECT, docker, make
 from tests.support import (
     FIXTURES,
@@ -145,11 +145,13 @@ def test_every_container_runs_as_a_non_root_user(lite_stack):
 async def test_the_host_browser_talks_to_the_container_over_webrtc(lite_stack, open_page):
     """Chromium on the host, the page from the container, WebRTC across the bridge: the
     greeting is heard in the page and a spoken question is answered."""
-    page = await open_page(lite_stack.url, speech=[GREETING_SECS, "france", 2])
+    page = await open_page(lite_stack.url, mic=True)
     call = CallPage(page)
     await call.connect("webrtc")
     await call.connected("webrtc")
     await call.greeting_heard()
+    await call.quiet()
+    await Microphone(page).say("france")
     await call.user_lines_at_least(1)
     assert "france" in words((await call.lines("user"))[0])
     await call.bot_lines_at_least(2)

@@ -59,3 +59,28 @@ def test_run_starts_the_offline_stack_and_ctrl_c_stops_it():
     for port in (bot_port, tts_port, llm_port):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_run_stops_on_a_tts_settings_error_instead_of_falling_back():
+    """A misconfiguration is not an engine that cannot run here: the launcher says what is
+    wrong, in the TTS server's words, and stops."""
+    env = {
+        **os.environ,
+        "BOT_PORT": str(free_port()),
+        "XTTS_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+        "LLM_SERVER_PORT": str(free_port()),
+        "TTS_MAX_TEXT_CHARS": "0",
+    }
+    result = subprocess.run(
+        [sys.executable, "scripts/run.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "TTS_MAX_TEXT_CHARS: " in result.stdout
+    assert "tts exited with 2 while starting: its settings are invalid" in result.stdout
+    assert "using the offline" not in result.stdout

@@ -77,3 +77,10 @@ def test_reset_starts_a_new_answer():
     assert guard.stopped
     guard.reset()
     assert not guard.stopped and guard.feed("Three") == "" and guard.flush() == "Three"
+
+
+def test_a_first_sentence_broken_by_a_newline_is_spoken_in_order():
+    """A piece that ends in a newline ends its word, too (`$` alone also matched before it)."""
+    guard = AnswerGuard()
+    out = guard.feed("Bees make\n") + guard.feed("honey from nectar") + guard.flush()
+    assert out.split() == ["Bees", "make", "honey", "from", "nectar"]

@@ -195,15 +195,24 @@ def test_bot_serves_the_same_app_as_the_local_server(load_manifest: Any) -> None
         llm_base_url="http://llm.example/v1", xtts_base_url="http://tts.example"
     )
 
+    def flat(routes: list) -> list:
+        # An included router may be kept as one entry (FastAPI's _IncludedRouter): its own.
+        return [
+            leaf
+            for route in routes
+            for leaf in (
+                flat(route.original_router.routes) if hasattr(route, "original_router") else [route]
+            )
+        ]
+
     def routes(app: FastAPI) -> set[tuple[str, str, frozenset[str]]]:
-        # Routers may be kept as one entry each (FastAPI's _IncludedRouter), without a path.
         return {
             (
                 type(route).__name__,
-                str(getattr(route, "path", getattr(route, "prefix", ""))),
+                str(getattr(route, "path", "")),
                 frozenset(getattr(route, "methods", None) or ()),
             )
-            for route in app.routes
+            for route in flat(app.routes)
         }
 
     served = module.build_app(settings)

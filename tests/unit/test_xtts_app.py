@@ -235,14 +235,19 @@ def test_a_client_that_hangs_up_stops_its_synthesis_and_frees_the_queue():
             wait_until(lambda: len(engine.started) == 2, "the second sentence to start")
         # The response is closed with the second sentence still being synthesized.
         wait_until(lambda: not client.get("/ready").json()["busy"], "the queue to be released")
-        # The next request queues behind the abandoned sentence still on the engine thread...
-        with client.stream(
-            "POST", "/tts_stream", json=body("Next.", add_wav_header=False)
-        ) as after:
-            assert after.status_code == 200
+        # The next request queues behind the abandoned sentence still on the engine thread (its
+        # 200 waits for its first audio, so it is sent from another thread) ...
+        with ThreadPoolExecutor(1) as pool:
+            after = pool.submit(
+                client.post, "/tts_stream", json=body("Next.", add_wav_header=False)
+            )
+            wait_until(lambda: client.get("/ready").json()["busy"], "the next request")
+            assert engine.started == ["First part.", "Second part."]
             second.set()
             # ...and completes once that sentence ends; the abandoned request never resumes.
-            assert len(after.read()) == CHUNK_BYTES
+            response = after.result(WAIT)
+        assert response.status_code == 200
+        assert len(response.content) == CHUNK_BYTES
         assert engine.started == ["First part.", "Second part.", "Next."]
         assert "Second part." in engine.closed
 

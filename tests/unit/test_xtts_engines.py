@@ -11,9 +11,18 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tests.support import ROOT
+from tests.support import ROOT, free_port
+from xtts.__main__ import EXIT_UNAVAILABLE
 from xtts.config import Settings, describe_error
-from xtts.engines.base import ENGINES, EngineSetupError, TTSEngine, create_engine
+from xtts.engines.base import (
+    ENGINES,
+    EngineSetupError,
+    EngineSpec,
+    EngineUnavailable,
+    TTSEngine,
+    create_engine,
+    not_installed,
+)
 from xtts.engines.xtts import XttsEngine
 from xtts.voices import Latents, Voice, named_latents
 
@@ -69,13 +78,13 @@ def _xtts_weights(folder):
 
 
 def _coqui_tts(installed: bool, monkeypatch) -> None:
-    """Whether coqui-tts (the `TTS` package) looks installed; it does not install here."""
+    """Whether coqui-tts (the `TTS` package) and torch look installed; they do not install here."""
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name, *args):
-        if name == "TTS":
+        if name in ("TTS", "torch"):
             return object() if installed else None
         return real_find_spec(name, *args)
 
@@ -144,8 +153,43 @@ def test_a_bad_variable_stops_start_up_with_one_line_and_exit_code_2(tmp_path):
 )
 def test_a_missing_engine_package_names_the_extra_to_install(engine, module, extra, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` fail
-    with pytest.raises(EngineSetupError, match=f"uv sync --extra {extra}"):
+    with pytest.raises(EngineUnavailable, match=f"uv sync --extra {extra}"):
         create_engine(_settings(tts_engine=engine)).load()
+
+
+def test_the_registry_tells_an_engine_whose_packages_are_not_installed(monkeypatch):
+    assert not_installed("hibari") is None  # installed here (the tts extra)
+    fake = EngineSpec("tests:Nothing", "fake", ("hibari", "no_such_speech_package"))
+    monkeypatch.setitem(ENGINES, "fake", fake)
+    assert not_installed("fake") == (
+        "TTS_ENGINE=fake needs packages that are not installed (no_such_speech_package); "
+        "install them with `uv sync --extra fake`"
+    )
+
+
+def _serve_once(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """`python -m xtts` until it stops by itself (its engine failed to load)."""
+    return subprocess.run(
+        [sys.executable, "-m", "xtts"],
+        cwd=tmp_path,  # no .env here
+        env={"PATH": "", "PYTHONPATH": str(ROOT), "TTS_PORT": str(free_port()), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_an_engine_that_cannot_run_here_exits_with_exit_unavailable(tmp_path):
+    """No XTTS v2 weights in XTTS_MODEL_DIR: `make run` falls back on this exit status."""
+    result = _serve_once(tmp_path, TTS_ENGINE="xtts", XTTS_MODEL_DIR=str(tmp_path))
+    assert result.returncode == EXIT_UNAVAILABLE, result.stderr[-2000:]
+    assert "XTTS_MODEL_DIR: " in result.stderr and "lacks config.json" in result.stderr
+
+
+def test_a_misconfigured_engine_exits_with_1_not_exit_unavailable(tmp_path):
+    result = _serve_once(tmp_path, TTS_ENGINE="hibari", TTS_VOICE="nobody")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "TTS_VOICE: the hibari engine has no voice 'nobody'" in result.stderr
 
 
 @pytest.mark.parametrize("engine", ["hibari", "piper"])

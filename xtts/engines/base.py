@@ -8,6 +8,7 @@ paying for, or even having installed, engines it does not use.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -21,22 +22,46 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """Where an engine lives, and the settings it cannot start without."""
+    """Where an engine lives, what it needs installed, and the settings it cannot start without."""
 
     target: str  # "module:class", imported only when the engine is chosen
+    extra: str  # the pyproject extra that installs its speech packages
+    packages: tuple[str, ...]  # their top-level import names
     required_settings: tuple[str, ...] = ()
 
 
 # The only place that knows which engines exist.
 ENGINES: dict[str, EngineSpec] = {
-    "hibari": EngineSpec("xtts.engines.hibari:HibariEngine"),
-    "piper": EngineSpec("xtts.engines.piper:PiperEngine"),
-    "xtts": EngineSpec("xtts.engines.xtts:XttsEngine", required_settings=("xtts_model_dir",)),
+    "hibari": EngineSpec("xtts.engines.hibari:HibariEngine", "tts", ("hibari",)),
+    "piper": EngineSpec("xtts.engines.piper:PiperEngine", "piper", ("piper",)),
+    "xtts": EngineSpec(
+        "xtts.engines.xtts:XttsEngine",
+        "xtts",
+        ("TTS", "torch"),
+        required_settings=("xtts_model_dir",),
+    ),
 }
 
 
 class EngineSetupError(RuntimeError):
     """The engine cannot start: a missing extra, a bad voice or model path. One plain line."""
+
+
+class EngineUnavailable(EngineSetupError):
+    """The engine cannot run on this machine: its packages or its model files are not installed.
+
+    Not a mistake in the settings: `python -m xtts` exits with EXIT_UNAVAILABLE for it, and
+    `make run` then falls back to the offline engine.
+    """
+
+
+def not_installed(engine: str) -> str | None:
+    """Why `engine` cannot run here for want of its packages, or None when they are installed.
+
+    Looks the packages up without importing them (torch alone takes seconds)."""
+    spec = ENGINES[engine]
+    missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
+    return _needs_packages(engine, ", ".join(missing)) if missing else None
 
 
 @runtime_checkable
@@ -101,11 +126,15 @@ def create_engine(settings: Settings) -> TTSEngine:
     return engine_class(settings)
 
 
-def missing_extra(engine: str, extra: str, error: ImportError) -> EngineSetupError:
+def missing_extra(engine: str, error: ImportError) -> EngineUnavailable:
     """The error for an engine whose packages are not installed, naming the extra to add."""
-    return EngineSetupError(
-        f"TTS_ENGINE={engine} needs packages that are not installed ({error.name or error}); "
-        f"install them with `uv sync --extra {extra}`"
+    return EngineUnavailable(_needs_packages(engine, str(error.name or error)))
+
+
+def _needs_packages(engine: str, missing: str) -> str:
+    return (
+        f"TTS_ENGINE={engine} needs packages that are not installed ({missing}); "
+        f"install them with `uv sync --extra {ENGINES[engine].extra}`"
     )
 
 

@@ -48,10 +48,13 @@ class HibariEngine(NamedVoiceEngine):
         try:
             from hibari import Hibari
         except ImportError as error:
-            raise missing_extra(self.name, "tts", error) from error
+            raise missing_extra(self.name, error) from error
         try:
             self._tts = Hibari(voice=self._voice, threads=self._threads)
-        except Exception as error:  # hibari reports problems as plain exceptions
+        # hibari raises RuntimeError, ValueError or OSError, and onnxruntime its own types that
+        # derive from Exception alone (Fail, NoSuchFile, InvalidProtobuf): nothing narrower fits.
+        except Exception as error:
+            log.debug("hibari could not load", exc_info=error)
             raise EngineSetupError(
                 f"hibari could not load voice {self._voice!r}: {error}"
             ) from error

@@ -57,7 +57,7 @@ class PiperEngine(NamedVoiceEngine):
 
             package = importlib.import_module(package_name)
         except ImportError as error:
-            raise missing_extra(self.name, "piper", error) from error
+            raise missing_extra(self.name, error) from error
 
         options = onnxruntime.SessionOptions()
         # PiperVoice.load() leaves threading to onnxruntime (all cores); TTS_THREADS bounds it

@@ -6,7 +6,6 @@ carries are the voice itself, passed to the model as they come.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -17,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xtts.audio import DEFAULT_SENTENCE_CHARS  # when the model publishes no limit for a language
-from xtts.engines.base import EngineSetupError, missing_extra, unknown_voice
+from xtts.engines.base import (
+    EngineSetupError,
+    EngineUnavailable,
+    missing_extra,
+    not_installed,
+    unknown_voice,
+)
 from xtts.voices import Latents, Voice
 
 if TYPE_CHECKING:
@@ -31,10 +36,10 @@ REQUIRED_FILES = ("config.json", "model.pth")
 
 
 def xtts_installed(model_dir: Path | None) -> bool:
-    """Whether XTTS v2 can start: its weights in `model_dir` and coqui-tts importable."""
+    """Whether XTTS v2 can start: its weights in `model_dir`, coqui-tts and torch installed."""
     if model_dir is None or not all((model_dir / name).is_file() for name in REQUIRED_FILES):
         return False
-    return importlib.util.find_spec("TTS") is not None
+    return not_installed("xtts") is None
 
 
 class XttsEngine:
@@ -64,16 +69,19 @@ class XttsEngine:
             raise EngineSetupError("XTTS_MODEL_DIR: required when TTS_ENGINE=xtts")
         missing = [name for name in REQUIRED_FILES if not (self._model_dir / name).is_file()]
         if missing:
-            raise EngineSetupError(
+            raise EngineUnavailable(
                 f"XTTS_MODEL_DIR: {self._model_dir} lacks {', '.join(missing)} "
                 "(it must hold the XTTS v2 config.json, model.pth, vocab.json, speakers_xtts.pth)"
             )
         try:
-            import torch
-            from TTS.tts.configs.xtts_config import XttsConfig
-            from TTS.tts.models.xtts import Xtts
+            # The xtts extra (torch, coqui-tts) is optional and absent from the dev environment.
+            import torch  # pyright: ignore[reportMissingImports]
+            from TTS.tts.configs.xtts_config import (  # pyright: ignore[reportMissingImports]
+                XttsConfig,
+            )
+            from TTS.tts.models.xtts import Xtts  # pyright: ignore[reportMissingImports]
         except ImportError as error:
-            raise missing_extra(self.name, "xtts", error) from error
+            raise missing_extra(self.name, error) from error
 
         torch.set_num_threads(self._threads)
         config = XttsConfig()
