@@ -131,10 +131,10 @@ class TurnPolicy:
         self.bare_probability = 0.6  # no punctuation: the model decides
         self.dangling_probability = 0.85  # only a confident model overrides a dangling word
         # Whisper also writes "..." where a slow voice trails off at the end of a question; the
-        # model, scored again as the silence grows, is then confident (0.81 after 0.4 s of
-        # silence and 0.94 after 0.55 s for the slowest voice, against at most 0.3 for a real
-        # half-sentence on the varied set).
-        self.trailing_probability = 0.75
+        # model, scored again as the silence grows, is then sure enough (0.81 after 0.4 s of
+        # silence for the slowest voice, against at most 0.3 for a real half-sentence on the
+        # varied set, 0.01-0.03 in the benchmark's paused questions).
+        self.trailing_probability = 0.6
         self.rescore_secs = 0.05  # while waiting, score the turn again this often
 
     def needs_model(self, text: str) -> bool:
