@@ -15,6 +15,7 @@ from loguru import logger
 from pipecat.transports.base_transport import BaseTransport
 
 from bot.config import Settings
+from bot.health import llm_slots
 from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions, Choices
@@ -57,6 +58,8 @@ class CallManager:
         self.finished: deque[CallReport] = deque(maxlen=100)  # recent calls, for /ready and tests
         self.refused = 0  # calls turned away because every place was taken
         self._admitted = 0  # places taken by calls still negotiating
+        self._llm_slots = 0  # the llama.cpp server's slots, once it has said
+        self._llm_slots_taken: set[int] = set()
         self.metrics = BotMetrics(lambda: self.active, settings.max_calls)
         self._numbers = itertools.count(1)
 
@@ -129,7 +132,9 @@ class CallManager:
         speech: SpeechModel,
         session: aiohttp.ClientSession,
     ) -> CallReport | None:
+        slot = None
         try:
+            slot = await self._take_llm_slot(session)
             report = await run_call(
                 transport,
                 self.settings,
@@ -138,6 +143,7 @@ class CallManager:
                 options,
                 call_id=call_id,
                 metrics=self.metrics,
+                llm_slot=slot,
             )
             self.finished.append(report)
             return report
@@ -156,7 +162,20 @@ class CallManager:
                     logger.info(f"[{call_id}] hanging up failed: {error.__class__.__name__}")
                     logger.opt(exception=error).debug(f"[{call_id}] hanging up failed")
             self.tasks.pop(call_id, None)
+            if slot is not None:
+                self._llm_slots_taken.discard(slot)
             _collect_garbage(call_id)
+
+    async def _take_llm_slot(self, session: aiohttp.ClientSession) -> int | None:
+        """The lowest llama.cpp slot that no other call of this process keeps to; None for
+        other servers, or when every slot is kept (the server then chooses, as it would)."""
+        if not self._llm_slots:
+            self._llm_slots = await llm_slots(session, self.settings)
+        free = [n for n in range(self._llm_slots) if n not in self._llm_slots_taken]
+        if not free:
+            return None
+        self._llm_slots_taken.add(free[0])
+        return free[0]
 
     async def close(self) -> None:
         for task in list(self.tasks.values()):

@@ -61,6 +61,20 @@ async def probe_llm(
     )
 
 
+async def llm_slots(session: aiohttp.ClientSession, settings: Settings) -> int:
+    """How many slots a llama.cpp server keeps a prompt cache in (its `GET /props`); 0 for any
+    other server (Ollama, vLLM), or when it cannot tell."""
+    root = settings.llm_base_url.removesuffix("/v1")
+    timeout = aiohttp.ClientTimeout(total=settings.bot_probe_timeout_secs)
+    try:
+        async with session.get(f"{root}/props", timeout=timeout) as response:
+            body = await response.json(content_type=None) if response.status == 200 else {}
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return 0
+    slots = body.get("total_slots") if isinstance(body, dict) else None
+    return slots if isinstance(slots, int) and slots > 0 else 0
+
+
 async def probe_tts(session: aiohttp.ClientSession, settings: Settings) -> str | None:
     """The TTS server has its engine loaded."""
     return await _probe(session, settings, f"{settings.xtts_base_url}/ready", "TTS server")

@@ -87,13 +87,14 @@ async def run_call(
     *,
     call_id: str,
     metrics: BotMetrics | None = None,
+    llm_slot: int | None = None,
 ) -> CallReport:
     """Run one call until the client leaves. Never raises for a failing dependency."""
     report = CallReport(call_id)
 
     tune = tuning(settings, options.profile)
     stt = make_stt(options, speech, tune)
-    llm = make_llm(settings)
+    llm = make_llm(settings, llm_slot)
     tts = make_tts(settings, options, session, tune)
 
     context = LLMContext([{"role": "system", "content": options.prompt}])

@@ -39,9 +39,11 @@ def make_stt(options: CallOptions, speech: SpeechModel, tuning: Tuning) -> STTSe
     )
 
 
-def make_llm(settings: Settings) -> KitLLMService:
-    """Any OpenAI-compatible server: Ollama, vLLM, or the embedded llama.cpp server."""
+def make_llm(settings: Settings, slot: int | None = None) -> KitLLMService:
+    """Any OpenAI-compatible server: Ollama, vLLM, or the embedded llama.cpp server (`slot`:
+    the llama.cpp slot this call keeps to)."""
     return KitLLMService(
+        slot=slot,
         guard=AnswerGuard(
             max_words=settings.bot_max_answer_words,
             max_sentences=settings.bot_max_answer_sentences,

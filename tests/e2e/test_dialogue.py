@@ -168,6 +168,42 @@ async def test_the_conversation_is_read_ahead_while_the_answer_is_spoken(stack):
         await caller.close()
 
 
+async def answering_slots(client: httpx.AsyncClient, llm_url: str, until: float) -> set[int]:
+    """The llama.cpp slots seen writing an answer (not a one-token read) until `until`."""
+    seen = set()
+    while time.monotonic() < until:
+        for slot in (await client.get(f"{llm_url}/slots")).json():
+            if slot["is_processing"] and slot.get("params", {}).get("n_predict", 0) > 1:
+                seen.add(slot["id"])
+        await asyncio.sleep(0.02)
+    return seen
+
+
+async def test_each_call_keeps_to_its_own_llama_cpp_slot(stack):
+    """Two calls at once: each one's answers are written in a slot of its own, so neither
+    overwrites the other's cached conversation."""
+    first, second = Caller(stack.bot_url), Caller(stack.bot_url)
+    await first.connect()
+    try:
+        await greeting_of(first)
+        await second.connect()
+        try:
+            await greeting_of(second)
+            async with httpx.AsyncClient(timeout=5) as client:
+                slots = []
+                for caller in (second, first):
+                    caller.mic.say(read_wav(FIXTURES / "questions" / "sky.wav"))
+                    until = caller.mic.speech_end() + 8
+                    slots.append(await answering_slots(client, stack.llm_url, until))
+                    await caller.wait_for(lambda c=caller: not c.bot_speaking(), 60, "the end")
+        finally:
+            await second.close()
+    finally:
+        await first.close()
+    assert all(len(seen) == 1 for seen in slots), f"an answer moved between slots: {slots}"
+    assert slots[0] != slots[1], f"both calls were answered in the same slot: {slots}"
+
+
 def sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 

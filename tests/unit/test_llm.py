@@ -60,3 +60,17 @@ def test_the_service_sends_the_window_in_its_request():
     )
     params = llm.build_chat_completion_params({"messages": call(4, asking=True)})
     assert contents(params["messages"]) == ["You are Miss Harper.", "q4", "a4", "now"]
+
+
+@pytest.mark.parametrize(("slot", "body"), [(2, {"id_slot": 2}), (None, None)])
+def test_a_call_keeps_to_its_llama_cpp_slot(slot, body):
+    llm = KitLLMService(
+        guard=AnswerGuard(),
+        timeout_secs=5,
+        slot=slot,
+        base_url="http://127.0.0.1:9/v1",
+        api_key="none",
+        settings=KitLLMService.Settings(model="local"),
+    )
+    params = llm.build_chat_completion_params({"messages": call(1, asking=True)})
+    assert params.get("extra_body") == body
