@@ -118,6 +118,7 @@ class KitLLMService(OpenAILLMService):
         self._slot = slot
         self._written: list[str] = []  # the current answer, as it passed the guard
         self._priming = asyncio.Lock()
+        self._reading: asyncio.Task | None = None  # the read-ahead of the latest answer
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
@@ -151,7 +152,15 @@ class KitLLMService(OpenAILLMService):
         answered = bool(messages) and messages[-1].get("role") == "assistant"
         if (answer := "".join(self._written).strip()) and not answered:
             messages.append({"role": "assistant", "content": answer})
-            self.create_task(self.prime(messages), f"{self}::prime")
+            self._reading = self.create_task(self.prime(messages), f"{self}::prime")
+
+    async def cleanup(self) -> None:
+        """The call is over: no read-ahead outlives it, nor the client's connections (one client
+        per call, which would otherwise keep its sockets to the server open)."""
+        if self._reading is not None and not self._reading.done():
+            await self.cancel_task(self._reading)
+        await super().cleanup()
+        await self._client.close()
 
     async def prime(self, messages: list[Any]) -> None:
         """Have the server read `messages`, in the answers' window, into its prompt cache."""
