@@ -58,7 +58,7 @@ class CallManager:
         self.finished: deque[CallReport] = deque(maxlen=100)  # recent calls, for /ready and tests
         self.refused = 0  # calls turned away because every place was taken
         self._admitted = 0  # places taken by calls still negotiating
-        self._llm_slots = 0  # the llama.cpp server's slots, once it has said
+        self._llm_slots: int | None = None  # the llama.cpp server's slots, once it has answered
         self._llm_slots_taken: set[int] = set()
         self.metrics = BotMetrics(lambda: self.active, settings.max_calls)
         self._numbers = itertools.count(1)
@@ -169,9 +169,9 @@ class CallManager:
     async def _take_llm_slot(self, session: aiohttp.ClientSession) -> int | None:
         """The lowest llama.cpp slot that no other call of this process keeps to; None for
         other servers, or when every slot is kept (the server then chooses, as it would)."""
-        if not self._llm_slots:
+        if self._llm_slots is None:  # asked once per process, again only while unanswered
             self._llm_slots = await llm_slots(session, self.settings)
-        free = [n for n in range(self._llm_slots) if n not in self._llm_slots_taken]
+        free = [n for n in range(self._llm_slots or 0) if n not in self._llm_slots_taken]
         if not free:
             return None
         self._llm_slots_taken.add(free[0])

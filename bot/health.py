@@ -61,15 +61,18 @@ async def probe_llm(
     )
 
 
-async def llm_slots(session: aiohttp.ClientSession, settings: Settings) -> int:
+async def llm_slots(session: aiohttp.ClientSession, settings: Settings) -> int | None:
     """How many slots a llama.cpp server keeps a prompt cache in (its `GET /props`); 0 for any
-    other server (Ollama, vLLM), or when it cannot tell."""
+    other server (Ollama, vLLM); None when the server did not answer. Asked as a call starts, so
+    it waits one second at most."""
     root = settings.llm_base_url.removesuffix("/v1")
-    timeout = aiohttp.ClientTimeout(total=settings.bot_probe_timeout_secs)
+    timeout = aiohttp.ClientTimeout(total=min(1.0, settings.bot_probe_timeout_secs))
     try:
         async with session.get(f"{root}/props", timeout=timeout) as response:
             body = await response.json(content_type=None) if response.status == 200 else {}
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    except ValueError:  # not JSON: not llama.cpp
         return 0
     slots = body.get("total_slots") if isinstance(body, dict) else None
     return slots if isinstance(slots, int) and slots > 0 else 0
