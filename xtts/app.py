@@ -7,13 +7,15 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
@@ -126,7 +128,32 @@ def _server(request: Request) -> Server:
     return request.app.state.server
 
 
-router = APIRouter()
+class _RustJSONRequest(Request):
+    """A request whose JSON body pydantic's parser reads. A /tts_stream body carries a voice's
+    ~33,000 latent numbers, which take the standard library ~5.5 ms to read and pydantic ~1.2 ms,
+    on the way to every sentence's first audio."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = pydantic_core.from_json(body)
+            except ValueError as error:  # FastAPI answers this one with its 422
+                raise json.JSONDecodeError(str(error), body.decode(errors="replace"), 0) from None
+        return self._json
+
+
+class _RustJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handle(_RustJSONRequest(request.scope, request.receive))
+
+        return route
+
+
+router = APIRouter(route_class=_RustJSONRoute)
 ServerDep = Annotated[Server, Depends(_server)]
 
 
