@@ -21,6 +21,8 @@ from bot.models import SpeechModel
 from bot.options import CallOptions, Choices
 from bot.pipeline import CallReport, run_call
 
+_SECOND_PASS_SECS = 2.0
+
 
 def _collect_garbage(call_id: str) -> None:
     """Free what the call left in reference cycles now, not at the interpreter's next full pass.
@@ -165,6 +167,10 @@ class CallManager:
             if slot is not None:
                 self._llm_slots_taken.discard(slot)
             _collect_garbage(call_id)
+            # aiortc finishes closing a peer connection in tasks of its own, after the hang-up:
+            # what they still held is garbage a moment later, and its FFmpeg threads would
+            # otherwise live on until the next call ends.
+            asyncio.get_running_loop().call_later(_SECOND_PASS_SECS, _collect_garbage, call_id)
 
     async def _take_llm_slot(self, session: aiohttp.ClientSession) -> int | None:
         """The lowest llama.cpp slot that no other call of this process keeps to; None for
