@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +23,7 @@ from bot.calls import CallManager, freeze_startup_objects
 from bot.config import Settings
 from bot.health import PROBES
 from bot.metrics import CONTENT_TYPE as METRICS_TYPE
+from bot.metrics import EXECUTOR_THREAD_PREFIX
 from bot.models import load_speech_model
 from bot.options import TTSUnavailable
 from bot.transports.twilio import twilio_router
@@ -30,9 +33,15 @@ from bot.transports.websocket import websocket_router
 WEBCLIENT = Path(__file__).resolve().parent.parent / "webclient"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app. Whisper loads in the background at start-up; /ready says when it is done."""
-    calls = CallManager(settings)
+def create_app(
+    settings: Settings, *, places: int | None = None, worker: int | None = None
+) -> FastAPI:
+    """Build the app. Whisper loads in the background at start-up; /ready says when it is done.
+
+    As one of several workers (bot/workers.py), it takes `places` of the calls and its phone
+    stream lives at /twilio/ws/<worker>, so that the front can send each stream back to it.
+    """
+    calls = CallManager(settings, places, worker)
     # The page gets the same STUN/TURN servers as the bot (aiortc), from one setting.
     webrtc = SmallWebRTCRequestHandler(
         ice_servers=[IceServer(**server) for server in ice_servers(settings)] or None
@@ -43,7 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WEBCLIENT / "static"), name="static")
     app.include_router(webrtc_router(calls, webrtc))
     app.include_router(websocket_router(calls))
-    app.include_router(twilio_router(calls))
+    app.include_router(
+        twilio_router(calls, "/twilio/ws" if worker is None else f"/twilio/ws/{worker}")
+    )
     app.include_router(router)
     return app
 
@@ -57,6 +68,12 @@ def ice_servers(settings: Settings) -> list[dict]:
 async def lifespan(app: FastAPI):
     """Open the HTTP session and load Whisper in the background; close everything at the end."""
     calls: CallManager = app.state.calls
+    # The loop's own default pool names its threads after the loop (asyncio_0, uvloop_0): one
+    # of ours, named and bounded alike under any loop, so /metrics can count it apart.
+    executor = ThreadPoolExecutor(
+        max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix=EXECUTOR_THREAD_PREFIX
+    )
+    asyncio.get_running_loop().set_default_executor(executor)
     calls.session = aiohttp.ClientSession()
     loading = asyncio.create_task(load_models(calls))
     app.state.loading = loading
@@ -122,11 +139,13 @@ async def voices(calls: Calls) -> JSONResponse:
 
 @router.get("/health")
 async def health(calls: Calls) -> dict:
-    """Alive, and how full: calls running or connecting, the limit, calls turned away."""
+    """Alive, and how full: still loading Whisper or not, calls running or connecting, the
+    limit, calls turned away."""
     return {
         "status": "ok",
+        "loading": not calls.ready,
         "calls": calls.active,
-        "max_calls": calls.settings.max_calls,
+        "max_calls": calls.places,
         "refused": calls.refused,
     }
 
@@ -154,6 +173,6 @@ async def ready(request: Request, calls: Calls) -> JSONResponse:
         "problems": problems,
         "stt": calls.speech.name if calls.speech else None,
         "calls": calls.active,
-        "max_calls": settings.max_calls,
+        "max_calls": calls.places,
     }
     return JSONResponse(body, status_code=200 if not problems else 503)

@@ -51,8 +51,13 @@ class CallManager:
     last place while their offers are still being answered.
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, places: int | None = None, worker: int | None = None):
         self.settings = settings
+        # This process's share of BOT_MAX_CALLS: all of it, or a worker's part (bot/workers.py).
+        self.places = places or settings.max_calls
+        # A worker keeps to its own llama.cpp slots (k, k + workers, ...): two workers' calls in
+        # one slot would each overwrite the other's cached conversation.
+        self._slot_share = (0, 1) if worker is None else (worker, settings.workers)
         self.speech: SpeechModel | None = None
         self.session: aiohttp.ClientSession | None = None
         self.tasks: dict[str, asyncio.Task[CallReport | None]] = {}
@@ -62,7 +67,7 @@ class CallManager:
         self._admitted = 0  # places taken by calls still negotiating
         self._llm_slots: int | None = None  # the llama.cpp server's slots, once it has answered
         self._llm_slots_taken: set[int] = set()
-        self.metrics = BotMetrics(lambda: self.active, settings.max_calls)
+        self.metrics = BotMetrics(lambda: self.active, self.places)
         self._numbers = itertools.count(1)
 
     @property
@@ -75,17 +80,18 @@ class CallManager:
         return len(self.tasks) + self._admitted
 
     def busy_message(self) -> str:
+        # The whole bot's lines, in a worker too: the front sends a call to a worker with room.
         limit = self.settings.max_calls
         lines = "the one line is" if limit == 1 else f"all {limit} lines are"
         return f"the bot is busy: {lines} in use; try again when a call ends"
 
     def has_room(self) -> bool:
         """Whether a new call would be taken now; False counts it as refused."""
-        if self.active < self.settings.max_calls:
+        if self.active < self.places:
             return True
         self.refused += 1
         self.metrics.refused.inc()
-        logger.info(f"call refused: {self.active} of {self.settings.max_calls} places taken")
+        logger.info(f"call refused: {self.active} of {self.places} places taken")
         return False
 
     def admit(self) -> bool:
@@ -173,11 +179,13 @@ class CallManager:
             asyncio.get_running_loop().call_later(_SECOND_PASS_SECS, _collect_garbage, call_id)
 
     async def _take_llm_slot(self, session: aiohttp.ClientSession) -> int | None:
-        """The lowest llama.cpp slot that no other call of this process keeps to; None for
+        """The lowest of this process's llama.cpp slots that no other call keeps to; None for
         other servers, or when every slot is kept (the server then chooses, as it would)."""
         if self._llm_slots is None:  # asked once per process, again only while unanswered
             self._llm_slots = await llm_slots(session, self.settings)
-        free = [n for n in range(self._llm_slots or 0) if n not in self._llm_slots_taken]
+        first, step = self._slot_share
+        mine = range(first, self._llm_slots or 0, step)
+        free = [n for n in mine if n not in self._llm_slots_taken]
         if not free:
             return None
         self._llm_slots_taken.add(free[0])

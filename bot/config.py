@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     bot_max_calls: int = Field(
         0, ge=0, le=1000, description="calls at once; 0 = one per CPU core (see max_calls)"
     )
+    # Calls run in this many worker processes behind one front process (bot/workers.py), so
+    # that they are not bound by one Python interpreter; 1 = everything in one process.
+    bot_workers: int = Field(
+        0, ge=0, le=64, description="bot processes for the calls; 0 = one per two cores"
+    )
     # Spoken answers: at most this many words and sentences; a repeating answer is cut earlier.
     bot_max_answer_words: int = Field(60, ge=5, le=1000)
     bot_max_answer_sentences: int = Field(3, ge=1, le=50)
@@ -209,6 +214,12 @@ class Settings(BaseSettings):
         """BOT_MAX_CALLS, or one call per core: on 2 cores two calls answer as fast as one, and
         four at once slow every call to several seconds (measured; see the README)."""
         return self.bot_max_calls or max(1, os.cpu_count() or 1)
+
+    @property
+    def workers(self) -> int:
+        """BOT_WORKERS, or one per two cores (a call's audio path takes about a third of a core
+        in the bot, and the LLM and TTS servers need the rest); never more than the calls."""
+        return min(self.bot_workers or max(1, (os.cpu_count() or 1) // 2), self.max_calls)
 
     @property
     def system_prompt(self) -> str:

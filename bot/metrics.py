@@ -12,6 +12,8 @@ from prometheus_client.exposition import generate_latest
 from bot.latency import STAGES, TurnLatency
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The bot's default executor names its threads so (`bot.app.lifespan`), whichever event loop runs.
+EXECUTOR_THREAD_PREFIX = "kit-executor"
 # Voice-to-voice lives between a few hundred milliseconds and a few seconds.
 _BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -29,13 +31,15 @@ class BotMetrics:
         Gauge(
             "kit_event_loop_tasks", "Tasks alive on the bot's event loop", registry=registry
         ).set_function(lambda: len(asyncio.all_tasks()))
-        # asyncio's default executor (Whisper, Smart Turn, file reads) keeps the workers it has
+        # The default executor (Whisper, Smart Turn, aiortc's encoders) keeps the workers it has
         # started, up to its bound; counted apart, so that threads a call leaves behind show.
         Gauge(
             "kit_executor_threads",
             "Worker threads of the event loop's default executor (bounded, kept once started)",
             registry=registry,
-        ).set_function(lambda: sum(t.name.startswith("asyncio_") for t in threading.enumerate()))
+        ).set_function(
+            lambda: sum(t.name.startswith(EXECUTOR_THREAD_PREFIX) for t in threading.enumerate())
+        )
         self.calls = Counter(
             "kit_calls", "Calls taken, by transport", ["transport"], registry=registry
         )

@@ -13,6 +13,7 @@ import fractions
 import json
 import time
 import wave
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ class Caller:
         self.audio: list[tuple[float, bytes]] = []  # (arrival time, 48 kHz mono s16le)
         self._new_message = asyncio.Event()
         self._reader: asyncio.Task | None = None
+        self.pc_id: str | None = None  # the bot's id for this peer connection, from the answer
 
     async def connect(self, options: dict[str, str] | None = None) -> None:
         """Call the bot; `options` (voice, language, prompt) travel with the offer."""
@@ -140,6 +142,7 @@ class Caller:
             )
         response.raise_for_status()
         answer = response.json()
+        self.pc_id = answer.get("pc_id")
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
 
     async def _record(self, track: MediaStreamTrack) -> None:
@@ -157,13 +160,22 @@ class Caller:
 
     def first_sound_after(self, start: float) -> float | None:
         """Arrival time of the first audible frame from the bot after `start`."""
-        for at, pcm in self.audio:
+        return next(self._sounds_after(start, self.audio), None)
+
+    def last_sound_after(self, start: float) -> float | None:
+        """Arrival time of the last audible frame from the bot after `start`."""
+        return next(self._sounds_after(start, reversed(self.audio)), None)
+
+    @staticmethod
+    def _sounds_after(start: float, frames: Iterable[tuple[float, bytes]]) -> Iterator[float]:
+        """Arrival times of the audible frames among `frames` that came after `start`, lazily:
+        a long call holds thousands of frames."""
+        for at, pcm in frames:
             if (
                 at >= start
                 and np.abs(np.frombuffer(pcm, dtype="<i2")).max(initial=0) > SILENCE_LEVEL
             ):
-                return at
-        return None
+                yield at
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]

@@ -58,9 +58,9 @@ class StreamTokens:
         return False
 
 
-def stream_url(settings: Settings, request_host: str) -> str:
+def stream_url(settings: Settings, request_host: str, path: str = "/twilio/ws") -> str:
     base = settings.public_url or f"https://{request_host}"
-    return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/twilio/ws"
+    return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
 
 
 async def start_recording(settings: Settings, call_sid: str) -> None:
@@ -81,20 +81,21 @@ async def start_recording(settings: Settings, call_sid: str) -> None:
         logger.opt(exception=error).debug("call recording: the cause")
 
 
-def twilio_router(calls: CallManager) -> APIRouter:
+def twilio_router(calls: CallManager, stream_path: str = "/twilio/ws") -> APIRouter:
     """The phone line's routes: the voice webhook and the media stream's WebSocket."""
-    line = PhoneLine(calls)
+    line = PhoneLine(calls, stream_path)
     router = APIRouter()
     router.add_api_route("/twilio/voice", line.voice, methods=["POST"])
-    router.add_api_websocket_route("/twilio/ws", line.stream)
+    router.add_api_websocket_route(stream_path, line.stream)
     return router
 
 
 class PhoneLine:
     """One bot's Twilio number: the signature check, the stream tokens and the two handlers."""
 
-    def __init__(self, calls: CallManager) -> None:
+    def __init__(self, calls: CallManager, stream_path: str = "/twilio/ws") -> None:
         self.calls = calls
+        self.stream_path = stream_path
         self.settings = settings = calls.settings
         self.token = settings.twilio_auth_token.get_secret_value()
         self.validator = RequestValidator(self.token) if self.token else None
@@ -132,13 +133,13 @@ class PhoneLine:
                 if key in form
             },
         }
-        ws_url = stream_url(settings, request.headers.get("host", "localhost"))
+        ws_url = stream_url(settings, request.headers.get("host", "localhost"), self.stream_path)
         return Response(_connect_twiml(ws_url, parameters), media_type="application/xml")
 
     async def stream(self, websocket: WebSocket) -> None:
         """The call's audio: checked (signature, then stream token) before any pipeline starts."""
         settings, calls = self.settings, self.calls
-        url = stream_url(settings, websocket.headers.get("host", "localhost"))
+        url = stream_url(settings, websocket.headers.get("host", "localhost"), self.stream_path)
         if not self.signed(url, {}, websocket.headers.get("x-twilio-signature")):
             logger.warning("Twilio stream refused: bad or missing signature")
             return await websocket.close(POLICY_VIOLATION)  # before accepting: a 403 handshake

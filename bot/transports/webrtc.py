@@ -140,12 +140,20 @@ def _busy(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "5"})
 
 
-async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+async def capped_body(request: Request) -> bytes | JSONResponse:
+    """The request's body, read no further than MAX_BODY_BYTES (413 in words beyond)."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
             return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, 413)
+    return raw
+
+
+async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+    raw = await capped_body(request)
+    if isinstance(raw, JSONResponse):
+        return raw
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested too deep to be an offer

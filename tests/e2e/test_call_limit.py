@@ -69,9 +69,26 @@ async def offer(url: str) -> httpx.Response:
         await caller.pc.close()
 
 
+async def ws_refusal(url: str, start: dict | None = None) -> tuple[dict, int, str]:
+    """A /ws call refused: the message the bot sent, then its close code and reason."""
+    async with websockets.connect(url.replace("http", "ws") + "/ws") as ws:
+        await ws.send(json.dumps({"type": "start", **(start or {})}))
+        message = json.loads(await ws.recv())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    return message, closed.value.rcvd.code, closed.value.rcvd.reason
+
+
 async def test_the_call_beyond_the_limit_is_refused_on_every_transport(one_line_bot):
     one_line_bot, _ = one_line_bot
-    assert await health(one_line_bot) == {"status": "ok", "calls": 0, "max_calls": 1, "refused": 0}
+    assert await health(one_line_bot) == {
+        "status": "ok",
+        "loading": False,
+        "calls": 0,
+        "max_calls": 1,
+        "refused": 0,
+    }
     first = Caller(one_line_bot)
     await first.connect()
     try:
@@ -83,12 +100,7 @@ async def test_the_call_beyond_the_limit_is_refused_on_every_transport(one_line_
         assert refused.json() == {"error": BUSY}
         assert refused.headers["retry-after"] == "5"
 
-        async with websockets.connect(one_line_bot.replace("http", "ws") + "/ws") as ws:
-            await ws.send(json.dumps({"type": "start"}))
-            assert json.loads(await ws.recv()) == {"type": "error", "error": BUSY}
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await ws.recv()
-        assert closed.value.rcvd.code == 1013 and closed.value.rcvd.reason == BUSY
+        assert await ws_refusal(one_line_bot) == ({"type": "error", "error": BUSY}, 1013, BUSY)
 
         twiml = await asyncio.to_thread(signed_webhook, one_line_bot, CALL)
         assert twiml.status_code == 200
@@ -99,6 +111,7 @@ async def test_the_call_beyond_the_limit_is_refused_on_every_transport(one_line_
 
         assert await health(one_line_bot) == {
             "status": "ok",
+            "loading": False,
             "calls": 1,
             "max_calls": 1,
             "refused": 3,

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from bot.app import WEBCLIENT, create_app
 from bot.config import Settings
+from bot.metrics import EXECUTOR_THREAD_PREFIX
 from bot.models import bundled_whisper_path
 from tests.support import free_port, metric
 
@@ -54,6 +56,7 @@ def test_health_answers_while_dependencies_are_down(client):
     # The call limit, by default one call per core.
     assert client.get("/health").json() == {
         "status": "ok",
+        "loading": False,  # Whisper is loaded
         "calls": 0,
         "max_calls": os.cpu_count(),
         "refused": 0,
@@ -70,6 +73,14 @@ def test_metrics_are_served_in_prometheus_format(client):
     assert metric(page, "kit_calls_refused_total") == 0
     assert metric(page, "kit_turn_seconds_count", stage="total") == 0
     assert metric(page, "kit_dependency_failures_total", service="llm", kind="timeout") == 0
+
+
+def test_the_default_executor_is_the_bots_own_and_counted(client):
+    # Whisper loaded in the default executor: its worker is the app's named pool, whatever the
+    # event loop, and /metrics counts exactly those threads (the leak test subtracts them).
+    pool = [t for t in threading.enumerate() if t.name.startswith(EXECUTOR_THREAD_PREFIX)]
+    assert pool
+    assert metric(client.get("/metrics").text, "kit_executor_threads") == len(pool)
 
 
 def test_ready_names_each_dependency_that_is_down(client):

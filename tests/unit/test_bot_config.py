@@ -3,6 +3,7 @@
 import pytest
 
 from bot.config import PROMPTS_DIR, Settings, SettingsError, load_settings
+from bot.workers import shares
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +132,26 @@ def test_the_bot_and_the_tts_server_speak_the_same_xtts_languages():
 
     assert sorted(BOT) == sorted(SERVER)
     assert Settings(tts_language="ar").tts_language == "ar"
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "max_calls", "expected"),
+    [
+        (2, 0, 0, 1),  # one per two cores: the 2-core machine keeps one process
+        (16, 0, 0, 8),
+        (16, 0, 4, 4),  # never more workers than calls
+        (2, 3, 6, 3),  # BOT_WORKERS as set
+    ],
+)
+def test_workers_default_to_one_per_two_cores_and_never_exceed_the_calls(
+    monkeypatch, cores, workers, max_calls, expected
+):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    settings = Settings(bot_workers=workers, bot_max_calls=max_calls)
+    assert settings.workers == expected
+
+
+def test_the_call_limit_is_shared_out_evenly_over_the_workers():
+    assert shares(5, 2) == [3, 2]
+    assert shares(4, 4) == [1, 1, 1, 1]
+    assert sum(shares(17, 3)) == 17 and max(shares(17, 3)) - min(shares(17, 3)) <= 1
