@@ -74,6 +74,8 @@ class KitTTSService(TTSService):
         # The answer whose server went away part-way: the rest of it is not spoken, since a
         # caller who missed a sentence would hear the answer resume mid-thought once it is back.
         self._cut_short: str | None = None
+        self._in_flight: set[str] = set()  # answers with a request under way
+        self._quiet: str | None = None  # the answer that went quiet with its request under way
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -120,6 +122,22 @@ class KitTTSService(TTSService):
             return
         if not any(c.isalnum() for c in text):
             return  # "…" or an emoji on its own: nothing to say, and the server would refuse it
+        self._in_flight.add(context_id)
+        try:
+            async for frame in self._speak(text, context_id):
+                if context_id == self._quiet:
+                    # The answer went quiet and was reported (see _record_context_audio_outcome):
+                    # what this request brings now would be heard after the turn moved on.
+                    logger.debug(f"{self}: dropping a late reply for an answer gone quiet")
+                    return
+                yield frame
+        finally:
+            self._in_flight.discard(context_id)
+            if context_id == self._quiet:
+                self._failed_contexts.discard(context_id)  # its outcome is recorded already
+
+    async def _speak(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        """One piece of text: its audio, or one error in words."""
         try:
             latents = await self._speaker_latents()
         except TTSServerUnavailable as error:
@@ -183,6 +201,20 @@ class KitTTSService(TTSService):
             self._failed_contexts.discard(context_id)
             if not received_audio:
                 return
+        if not received_audio and context_id == self._quiet:
+            return  # the rest of an answer reported gone quiet, which was not spoken
+        if not received_audio and context_id in self._in_flight:
+            # Pipecat ends an answer that stays quiet for its stop-frame wait (3 s), which can
+            # come before the request's own deadline (a connection that hangs while the server
+            # restarts): the server was asked and sent nothing. Say so in words, and speak
+            # neither this request's late reply nor the rest of the answer.
+            self._cut_short = self._quiet = context_id
+            secs = self._stop_frame_timeout_s
+            await self.push_error(
+                f"TTS server at {self._base_url} sent nothing for {secs:g} s",
+                category=ErrorCategory.CONNECTIVITY,
+            )
+            return
         await super()._record_context_audio_outcome(context_id, received_audio)
 
     def _unreachable(self, error: Exception) -> str:

@@ -108,13 +108,17 @@ def answer(*sentences: str) -> list:
 
 
 async def speak(
-    server: Server, frames: list, url: str | None = None
+    server: Server, frames: list, url: str | None = None, timeout_secs: float = 1.0
 ) -> tuple[dict[str, bytes], list[ErrorFrame]]:
     """Run the frames through Actor → KitTTSService (talking to `url`, the server's unless
     given): the audio per answer, and the errors."""
     async with aiohttp.ClientSession() as session:
         tts = KitTTSService(
-            base_url=url or server.url, voice="", language="en", session=session, timeout_secs=1.0
+            base_url=url or server.url,
+            voice="",
+            language="en",
+            session=session,
+            timeout_secs=timeout_secs,
         )
         down, up = await run_test(Pipeline([Actor(), tts]), frames_to_send=frames)
     audio: dict[str, bytes] = {}
@@ -259,6 +263,36 @@ async def test_a_server_that_stops_mid_answer_ends_that_answer_and_the_next_is_s
     assert "apples" in before, before
     assert "bananas" not in before and "cherries" not in before, before
     assert "dogs" in after, after
+
+
+async def test_an_answer_quiet_before_the_deadline_is_reported_in_words_and_never_heard_late(
+    server: Server,
+):
+    """A deadline (TTS_TIMEOUT_SECS) longer than the 3 s after which Pipecat ends a quiet
+    answer: the page gets one error in words (not Pipecat's "TTS context <id> completed with no
+    audio"), the stalled sentence is not spoken when the server resumes, nor is the rest of that
+    answer; the next answer is."""
+    stop = Act(action=lambda: os.kill(server.procs[-1].pid, signal.SIGSTOP))
+    resume = Act(action=lambda: os.kill(server.procs[-1].pid, signal.SIGCONT))
+    first = answer(FIRST, *REST)
+    cut = 1 + len(FIRST.split()) + 1  # the first sentence and the word that ends it
+    frames = [
+        *first[:cut],
+        SleepFrame(4),
+        stop,
+        *first[cut:],
+        SleepFrame(4.5),  # past Pipecat's 3 s, within the 8 s deadline
+        resume,
+        SleepFrame(3),  # the stalled request's reply arrives now
+        *answer(SECOND),
+        SleepFrame(4),
+    ]
+    audio, errors = await speak(server, frames, timeout_secs=8.0)
+    assert len(errors) == 1, errors
+    assert errors[0].error == f"TTS server at {server.url} sent nothing for 3 s", errors[0]
+    said = heard(audio)
+    assert "apples" in said[0] and "dogs" in said[-1], said
+    assert not any("bananas" in s or "cherries" in s for s in said), said
 
 
 async def test_a_restarted_server_is_spoken_through_without_an_error(server: Server):
