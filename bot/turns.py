@@ -13,9 +13,9 @@ One turn, from the caller's last word (T):
   text leaves the verdict to it: a question mark ends the turn and an opening ("Can you tell me")
   keeps it open whatever the model says. Run one after the other, not side by side, the two do
   not share the CPU: on two cores Whisper alone takes ~100 ms, ~160-200 ms beside Smart Turn.
-- With the transcript (and the probability, where it counts), and text that does not sound
-  unfinished, the LLM starts on that transcript; Pipecat's speculation gate holds its answer back
-  until the turn is confirmed.
+- With the transcript (and the probability, where it counts), and a turn likely to end soon
+  (`TurnPolicy.may_speculate`), the LLM starts on that transcript; Pipecat's speculation gate
+  holds its answer back until the turn is confirmed.
 - T + VAD_STOP_SECS (the VAD's stop): the committed transcript is the early one, reused if nothing
   was said since. `TurnPolicy` decides: end now (the held answer is released at once), or wait
   longer, scoring the turn again every `rescore_secs` as the silence grows (Smart Turn grows
@@ -120,20 +120,29 @@ def cue(text: str) -> Cue:
 class TurnPolicy:
     """How much longer to wait, given the turn's transcript and Smart Turn's probability.
 
-    The thresholds were tuned on `scripts/make_questions.py`'s varied set (three engines, many
-    voices and speeds, noise, mid-sentence pauses), not on the tests' recordings.
+    Smart Turn alone cannot be trusted with words that stop mid-sentence ("When I went to the
+    park...", "My favourite animal is the"): of 23 such pauses in `scripts/turn_study.py`
+    (sentences said whole by synthetic voices, cut off mid-way) it scored 10 above 0.6 after
+    0.2 s of silence and 20 before 0.75 s, as it scores finished questions. Such text therefore
+    waits `unfinished_wait` however sure the model is, which a pause to think (0.75 s) fits in,
+    and longer while the model agrees that it is unfinished.
+
+    The thresholds were tuned on generated speech (three engines, many voices and speeds, noise,
+    pauses, sentences cut off mid-way), not on the tests' recordings.
     """
 
-    def __init__(self, *, open_wait: float = 1.5, unsure_wait: float = 1.0):
+    def __init__(
+        self, *, open_wait: float = 1.5, unsure_wait: float = 1.0, unfinished_wait: float = 0.8
+    ):
         self.open_wait = open_wait  # the caller sounds mid-sentence
         self.unsure_wait = unsure_wait  # neither the text nor the model is sure
+        self.unfinished_wait = unfinished_wait  # the words stop mid-sentence, the voice does not
         self.said_probability = 0.3  # a full stop, and the model does not object strongly
-        self.bare_probability = 0.6  # no punctuation: the model decides
-        self.dangling_probability = 0.85  # only a confident model overrides a dangling word
+        self.bare_probability = 0.6  # no punctuation
+        self.dangling_probability = 0.85  # a word few sentences end on: only a sure model counts
         # Whisper also writes "..." where a slow voice trails off at the end of a question; the
-        # model, scored again as the silence grows, is then sure enough (0.81 after 0.4 s of
-        # silence for the slowest voice, against at most 0.3 for a real half-sentence on the
-        # varied set, 0.01-0.03 in the benchmark's paused questions).
+        # model, scored again as the silence grows, is then sure (0.81 after 0.4 s of silence
+        # for the slowest voice of the benchmark's set).
         self.trailing_probability = 0.6
         self.rescore_secs = 0.05  # while waiting, score the turn again this often
 
@@ -153,13 +162,16 @@ class TurnPolicy:
             raise ValueError(f"a {kind.value!r} transcript needs Smart Turn's probability")
         match kind:
             case Cue.TRAILING:
-                return 0.0 if probability >= self.trailing_probability else self.open_wait
+                sure = probability >= self.trailing_probability
+                return self.unfinished_wait if sure else self.open_wait
             case Cue.DANGLING:
-                return 0.0 if probability >= self.dangling_probability else self.open_wait
+                sure = probability >= self.dangling_probability
+                return self.unfinished_wait if sure else self.open_wait
             case Cue.SAID:
                 return 0.0 if probability >= self.said_probability else self.unsure_wait
-            case _:  # BARE
-                return 0.0 if probability >= self.bare_probability else self.unsure_wait
+            case _:  # BARE: Whisper punctuates what sounds finished
+                sure = probability >= self.bare_probability
+                return self.unfinished_wait if sure else self.unsure_wait
 
     def may_speculate(self, text: str, probability: float | None) -> bool:
         """Worth answering before the turn is confirmed: it is likely to end soon."""
@@ -177,6 +189,11 @@ class PauseAwareVAD(SileroVADAnalyzer):
     def speaking(self) -> bool:
         """Voice in the latest window (and the stretch of speech confirmed)."""
         return self._vad_state is VADState.SPEAKING
+
+    @property
+    def hearing(self) -> bool:
+        """Voice in the latest window, confirmed as speech or not yet (the VAD's start)."""
+        return self._vad_state in (VADState.STARTING, VADState.SPEAKING)
 
     @property
     def pause_secs(self) -> float:
@@ -250,6 +267,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         self._segment_final = False
         self._speculation: str | None = None
         self._wait: asyncio.Task | None = None
+        self._held = False  # the wait is over, but voice came in as it ended
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -257,6 +275,9 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         if isinstance(frame, InputAudioRawFrame):
             self._audio.add(frame.audio)
             await self._track_pause()
+            if self._held and not self._vad.hearing:
+                self._held = False
+                await self._end()
         elif isinstance(frame, EagerTranscriptionFrame):
             if self._paused:
                 self._eager = frame.text.strip()
@@ -332,7 +353,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _resume(self) -> None:
         """The caller speaks again: nothing decided at this pause stands."""
-        self._paused = False
+        self._paused = self._held = False
         self._eager = ""
         self._segment_final = False
         await self._cancel_tasks()
@@ -372,8 +393,10 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _end_after(self, secs: float) -> None:
         """Wait up to `secs` more, scoring the turn again as the silence grows: Smart Turn grows
-        surer of a finished sentence with every tenth of a second of silence after it."""
-        deadline = time.monotonic() + secs
+        surer of a finished sentence with every tenth of a second of silence after it, and a
+        surer verdict shortens the wait (to none, or to `unfinished_wait`)."""
+        start = time.monotonic()
+        deadline = start + secs
         rescore = self._policy.needs_model(self._committed)  # an opening just waits
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(self._policy.rescore_secs, left) if rescore else left)
@@ -381,10 +404,16 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
                 break
             probability = await asyncio.to_thread(self._model.probability, self._audio.audio())
             self._probability = probability
-            if self._policy.wait(self._committed, probability) == 0:
-                logger.debug(f"{self}: p={probability:.2f} after more silence; the turn ends")
-                break
+            wait = self._policy.wait(self._committed, probability)
+            if wait < secs:  # each cue has two waits: this is its shorter one
+                logger.debug(f"{self}: p={probability:.2f} after more silence; wait={wait}s")
+                deadline, rescore = min(deadline, start + wait), False
         self._wait = None
+        if self._vad.hearing:
+            # Voice again, not yet long enough for the VAD's start (0.2 s): ending now would cut
+            # in. The VAD's start resumes the turn; a frame without voice ends it.
+            self._held = True
+            return
         await self._end()
 
     async def _end(self) -> None:
@@ -416,7 +445,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         await self._cancel_tasks()
         await self._withdraw()
         self._committed = self._eager = ""
-        self._paused = self._vad_stopped = self._segment_final = False
+        self._paused = self._vad_stopped = self._segment_final = self._held = False
 
     async def handle_user_turn_started(self) -> None:
         self._audio.restart(keep_secs=_PRE_SPEECH_SECS + self._vad.params.start_secs)

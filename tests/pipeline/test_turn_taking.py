@@ -181,6 +181,18 @@ async def test_a_pause_mid_sentence_does_not_end_the_turn():
     assert "wondering" in words(question) and "rainbow" in words(question), question
 
 
+async def test_a_pause_after_unfinished_words_is_waited_through_however_sure_smart_turn_is():
+    # Said alone, "My favourite animal is the" sounds finished to Smart Turn (about 0.9 after
+    # 0.2 s of silence); Whisper's "...the..." says otherwise.
+    first = np.frombuffer(spoken("My favourite animal is the"), "<i2")
+    rest = np.frombuffer(spoken("tiger, because tigers are strong."), "<i2")
+    _, down, context = await run_turn(paced(first, silence(0.75), rest))
+    assert len(of(down, UserStoppedSpeakingFrame)) == 1, "one turn, not two"
+    assert max(v.probability for v in verdicts(down)) > 0.6, "the model was sure of an end"
+    [said] = user_messages(context)
+    assert "animal" in words(said) and "strong" in words(said), said
+
+
 async def test_going_on_after_a_speculative_answer_withdraws_it():
     # A long VAD stop leaves time for the speculation to start at the pause: then the caller
     # goes on, before the turn was ever confirmed.

@@ -51,21 +51,29 @@ def test_only_a_question_or_an_opening_is_decided_without_smart_turn():
 
 
 def test_a_sentence_left_open_waits_the_longest_unless_the_model_is_confident():
-    policy = TurnPolicy(open_wait=1.5)
+    policy = TurnPolicy(open_wait=1.5, unfinished_wait=0.8)
     assert policy.wait("The sky is blue and,", 0.5) == 1.5
     assert not policy.may_speculate("The sky is blue and,", 0.5)
-    assert policy.wait("What is seven times it...", 0.9) == 0
+    assert policy.wait("What is seven times it...", 0.9) == 0.8
 
 
 @pytest.mark.parametrize(
-    ("text", "sure", "unsure"),
-    [("Tell me about frogs.", 0.35, 0.2), ("tell me about frogs", 0.65, 0.5)],
+    "text", ["When I went to the park...", "My favourite animal is the", "How come when it"]
 )
-def test_without_a_question_mark_the_model_decides(text, sure, unsure):
+def test_words_that_stop_mid_sentence_are_waited_on_however_sure_the_model_is(text):
+    policy = TurnPolicy(open_wait=1.5, unsure_wait=1.0, unfinished_wait=0.8)
+    assert policy.wait(text, 0.99) == 0.8
+    assert policy.wait(text, 0.05) > 0.8
+    assert policy.may_speculate(text, 0.99), "a likely end is worth answering ahead of"
+
+
+def test_a_full_stop_leaves_it_to_the_model():
     policy = TurnPolicy(open_wait=1.5, unsure_wait=1.0)
-    assert policy.wait(text, sure) == 0
-    assert policy.wait(text, unsure) == 1.0
-    assert policy.may_speculate(text, unsure), "a short wait is worth answering ahead of"
+    assert policy.wait("Tell me about frogs.", 0.35) == 0
+    assert policy.wait("Tell me about frogs.", 0.2) == 1.0
+    assert policy.may_speculate("Tell me about frogs.", 0.2), (
+        "a short wait is worth answering ahead of"
+    )
 
 
 def test_an_opening_waits_for_the_question_however_sure_the_model_is():
@@ -75,9 +83,9 @@ def test_an_opening_waits_for_the_question_however_sure_the_model_is():
 
 
 def test_a_dangling_word_needs_a_confident_model():
-    policy = TurnPolicy(open_wait=1.5)
+    policy = TurnPolicy(open_wait=1.5, unfinished_wait=0.8)
     assert policy.wait("I want to know about the", 0.6) == 1.5
-    assert policy.wait("I want to know about the", 0.9) == 0
+    assert policy.wait("I want to know about the", 0.9) == 0.8
 
 
 def test_the_seed_profile_is_the_seeds_configuration_whatever_the_settings():
