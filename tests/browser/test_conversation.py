@@ -38,7 +38,10 @@ async def assert_turn(call: CallPage, turn: int, question: tuple[str, ...]) -> N
     bar = (await call.bars())[turn - 1]
     assert bar["turn"] == turn
     assert set(bar["stages"]) == STAGES
-    for stage in ("endpointing", "stt", "llm", "tts"):
+    # Whisper's and the LLM's stages may be 0: the transcript made at the first pause, and the
+    # answer started on it, can be ready before the turn ends. The others take time after it.
+    assert bar["stages"]["stt"] >= 0 and bar["stages"]["llm"] >= 0, bar
+    for stage in ("endpointing", "tts"):
         assert bar["stages"][stage] > 0, (stage, bar)
     assert bar["total"].endswith(" ms") and int(bar["total"].split()[0]) > 0, bar
     await call.bot_lines_at_least(turn + 1)  # the greeting, then one answer per turn

@@ -179,6 +179,7 @@ async def test_the_call_websockets_refuse_hostile_frames_with_a_close_code(bot_u
             await asyncio.sleep(0.2)
         assert (await client.get(f"{bot_url}/health")).json() == {
             "status": "ok",
+            "loading": False,
             "calls": 0,
             "max_calls": os.cpu_count(),
             "refused": 0,

@@ -4,6 +4,7 @@ mid-call and restarted by Docker, nothing secret in `docker inspect`, and `make 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -62,7 +63,9 @@ async def test_a_webrtc_call_crosses_the_docker_bridge(lite_stack):
         transcript, answer, turn = await ask(caller, FRANCE)
         assert "france" in words(transcript), transcript
         assert_english_speech(answer)
-        assert turn["stages_ms"]["stt"] > 0 and turn["stages_ms"]["llm"] > 0
+        # Whisper's and the LLM's stages may be 0: both can be ready before the turn ends.
+        assert turn["stages_ms"]["stt"] >= 0 and turn["stages_ms"]["llm"] >= 0, turn
+        assert turn["stages_ms"]["endpointing"] > 0 and turn["stages_ms"]["tts"] > 0, turn
         # The bot offered only its addresses on the Compose network: media crossed the bridge
         # (no host networking, no published UDP port, no TURN server).
         offered = re.findall(
@@ -88,27 +91,39 @@ async def test_a_websocket_call_through_the_published_port(lite_stack):
 
 async def test_a_killed_tts_server_is_restarted_and_the_call_recovers(lite_stack):
     """The TTS server's process is killed (not `docker stop`, which Docker treats as wanted) the
-    moment the question ends: the bot reaches for it while it is down, says so to the page, and
-    the call works again once the restart policy has brought it back."""
+    moment the question ends, and killed again each time Docker brings it back until the bot has
+    reached for it (a restart can beat the answer to the server): the bot says so to the page,
+    and the call works again once the restart policy has brought it back for good."""
     if os.geteuid() != 0:
         pytest.skip("killing a container's process from the host needs root")
     tts = lite_stack.container("tts-lite")
     restarts = lite_stack.inspect(tts)["RestartCount"]
     caller = Caller(lite_stack.url)
     await caller.connect()
+
+    async def keep_down() -> None:
+        while not caller.server_messages("error"):
+            pid = (await asyncio.to_thread(lite_stack.inspect, tts))["State"]["Pid"]
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.05)
+
     try:
         await greeting_of(caller)
         caller.mic.say(SKY)
         await asyncio.sleep(max(0.0, caller.mic.speech_end() - time.monotonic()))
-        os.kill(lite_stack.inspect(tts)["State"]["Pid"], signal.SIGKILL)
-
-        errors = await caller.wait_for(lambda: caller.server_messages("error"), 60, "the error")
+        killer = asyncio.create_task(keep_down())
+        try:
+            errors = await caller.wait_for(lambda: caller.server_messages("error"), 60, "the error")
+        finally:
+            killer.cancel()
         assert errors[0]["service"] == "tts"
         assert "TTS server" in errors[0]["message"], errors[0]
-        back = await caller.wait_for(lambda: caller.server_messages("recovered"), 60, "recovery")
+        back = await caller.wait_for(lambda: caller.server_messages("recovered"), 90, "recovery")
         assert back[0]["service"] == "tts"
         state = lite_stack.inspect(tts)
-        assert state["RestartCount"] == restarts + 1, "Docker's restart policy restarted it"
+        assert state["RestartCount"] > restarts, "Docker's restart policy restarted it"
         assert state["State"]["Running"]
 
         await caller.wait_for(lambda: not caller.bot_speaking(), 60, "quiet")

@@ -35,7 +35,9 @@ async def test_spoken_question_over_the_websocket(stack):
             for m in caller.of_type("server-message")
             if m["data"]["type"] == "latency" and m["data"]["kind"] == "turn"
         ]
-        assert latency and latency[0]["stages_ms"]["stt"] > 0
+        # Whisper's and the LLM's stages may be 0: both can be ready before the turn ends.
+        assert latency and latency[0]["stages_ms"]["tts"] > 0, latency
+        assert latency[0]["stages_ms"]["stt"] >= 0 and latency[0]["stages_ms"]["llm"] >= 0
 
 
 async def test_a_voice_the_tts_server_lacks_is_refused_in_words(stack):
