@@ -153,6 +153,16 @@ async def greeting_of(caller: Caller) -> bytes:
     return caller.audio_between(0)
 
 
+async def a_new_call_is_greeted(url: str) -> None:
+    """A fresh call to the bot at `url` connects and hears an audible greeting."""
+    caller = Caller(url)
+    await caller.connect()
+    try:
+        assert rms(await greeting_of(caller)) > 0.01
+    finally:
+        await caller.close()
+
+
 async def ask(caller: Caller, pcm: bytes) -> tuple[str, bytes, dict]:
     """Speak `pcm`; return what the bot heard, the audio of its answer, and the turn's latency."""
     finals_before = len(caller.of_type("user-transcription"))
