@@ -66,6 +66,8 @@ _SMART_TURN_PACKAGE, _SMART_TURN_FILE = (
 # Smart Turn reads the last 8 s; the turn's audio starts this long before its first speech.
 _SMART_TURN_SECS = 8.0
 _PRE_SPEECH_SECS = 0.5
+_FRAME_SECS = 0.02  # a transport's audio frame: a wait is heard out to within one
+_STALLED_INPUT_SECS = 1.0  # no audio this long after a wait's end: the input has stopped
 
 
 class Cue(Enum):
@@ -267,17 +269,20 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         self._segment_final = False
         self._speculation: str | None = None
         self._wait: asyncio.Task | None = None
-        self._held = False  # the wait is over, but voice came in as it ended
+        # A wait counts heard audio, not the clock: frames that queue behind a busy event loop
+        # would otherwise let the clock run out while the caller's next words are still unread.
+        self._heard = 0.0  # seconds of input audio since the wait began
+        self._due: float | None = None  # the wait's length, once the clock has run it out
 
     # --- frames ---------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, InputAudioRawFrame):
             self._audio.add(frame.audio)
+            self._heard += frame.num_frames / frame.sample_rate
             await self._track_pause()
-            if self._held and not self._vad.hearing:
-                self._held = False
-                await self._end()
+            if self._due is not None:
+                await self._end_if_due()
         elif isinstance(frame, EagerTranscriptionFrame):
             if self._paused:
                 self._eager = frame.text.strip()
@@ -353,7 +358,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _resume(self) -> None:
         """The caller speaks again: nothing decided at this pause stands."""
-        self._paused = self._held = False
+        self._paused, self._due = False, None
         self._eager = ""
         self._segment_final = False
         await self._cancel_tasks()
@@ -389,6 +394,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         if wait == 0:
             await self._end()
         else:
+            self._heard = 0.0
             self._wait = self.task_manager.create_task(self._end_after(wait), f"{self}::wait")
 
     async def _end_after(self, secs: float) -> None:
@@ -408,13 +414,26 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
             if wait < secs:  # each cue has two waits: this is its shorter one
                 logger.debug(f"{self}: p={probability:.2f} after more silence; wait={wait}s")
                 deadline, rescore = min(deadline, start + wait), False
-        self._wait = None
-        if self._vad.hearing:
-            # Voice again, not yet long enough for the VAD's start (0.2 s): ending now would cut
-            # in. The VAD's start resumes the turn; a frame without voice ends it.
-            self._held = True
+        self._due = deadline - start
+        if await self._end_if_due():
             return
+        # The rest of the wait is heard as the frames come in (`_end_if_due`); if none come,
+        # the input has stopped, and the turn ends anyway.
+        await asyncio.sleep(_STALLED_INPUT_SECS)
+        self._wait, self._due = None, None
         await self._end()
+
+    async def _end_if_due(self) -> bool:
+        """End the turn once the wait's length of audio has been heard (to within a frame)
+        with no voice in the latest frame: voice not yet long enough for the VAD's start
+        (0.2 s) would be cut into. The VAD's start resumes the turn instead."""
+        if self._due is None or self._heard < self._due - _FRAME_SECS or self._vad.hearing:
+            return False
+        if self._wait is not None and self._wait is not asyncio.current_task():
+            await self.task_manager.cancel_task(self._wait)
+        self._wait, self._due = None, None
+        await self._end()
+        return True
 
     async def _end(self) -> None:
         speculation, self._speculation = self._speculation, None
@@ -445,7 +464,8 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         await self._cancel_tasks()
         await self._withdraw()
         self._committed = self._eager = ""
-        self._paused = self._vad_stopped = self._segment_final = self._held = False
+        self._paused = self._vad_stopped = self._segment_final = False
+        self._due = None
 
     async def handle_user_turn_started(self) -> None:
         self._audio.restart(keep_secs=_PRE_SPEECH_SECS + self._vad.params.start_secs)
