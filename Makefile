@@ -7,7 +7,7 @@ INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip in
 EXTRAS := --extra bot --extra tts --extra piper --extra llm
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium espeak-ng run test test-fast lint typecheck hooks format bench turn-study
+.PHONY: help install chromium espeak-ng run test test-fast lint typecheck hooks format bench turn-study noise-study
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ bench: install espeak-ng ## Latency benchmark over WebRTC against a running bot 
 
 turn-study: install espeak-ng ## When turns end on sentences cut off mid-way and on complete questions (no bot needed)
 	@$(UV) run --frozen $(EXTRAS) python scripts/turn_study.py
+
+noise-study: install espeak-ng ## Whisper's words and the VAD's turns in room noise, with and without RNNoise (no bot needed)
+	@$(UV) run --frozen $(EXTRAS) python scripts/noise_study.py
 
 # --- Docker Compose (compose/compose.yaml): one profile per target --------------------------------
 # Docker's own Compose plugin where it is installed, else the Compose v2 binary that uv.lock puts

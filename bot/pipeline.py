@@ -52,21 +52,14 @@ _APOLOGY = {
 }
 
 
-def audio_params(settings: Settings) -> dict:
-    """TransportParams fields every transport shares: audio both ways, RNNoise on the input."""
-    params: dict = {"audio_in_enabled": True, "audio_out_enabled": True}
-    if settings.rnnoise:
-        try:
-            from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
-
-            params["audio_in_filter"] = RNNoiseFilter()
-        except (ImportError, OSError) as error:  # no pyrnnoise wheel, or its library won't load
-            logger.info(f"RNNoise unavailable ({error.__class__.__name__}); input not denoised")
-    return params
+def audio_params() -> dict:
+    """TransportParams fields every transport shares: audio both ways. No input filter: RNNoise
+    cleans what the VAD hears, not what Whisper hears (bot/denoise.py)."""
+    return {"audio_in_enabled": True, "audio_out_enabled": True}
 
 
-def transport_params(settings: Settings, **extra) -> TransportParams:
-    return TransportParams(**audio_params(settings), **extra)
+def transport_params(**extra) -> TransportParams:
+    return TransportParams(**audio_params(), **extra)
 
 
 @dataclass
@@ -139,14 +132,16 @@ def context_aggregators(
     context: LLMContext, settings: Settings, tune: Tuning, speech: SpeechModel
 ) -> LLMContextAggregatorPair:
     """The user and assistant sides of the conversation; the user's decides when a turn ends
-    (Silero VAD, aware of mid-sentence pauses, and the turn strategies)."""
+    (Silero VAD, aware of mid-sentence pauses and hearing through RNNoise, and the turn
+    strategies)."""
     vad = PauseAwareVAD(
+        denoise=settings.rnnoise,
         params=VADParams(
             confidence=settings.vad_confidence,
             start_secs=settings.vad_start_secs,
             stop_secs=tune.vad_stop_secs,
             min_volume=settings.vad_min_volume,
-        )
+        ),
     )
     return LLMContextAggregatorPair(
         context,

@@ -106,7 +106,7 @@ class TranscribeNowFrame(SystemFrame):
 
 
 # After an early transcript, what came in until the VAD's stop counts as silence below this
-# share of the segment's loudest sample (RNNoise makes silence nearly zero; without it, room noise).
+# share of the segment's loudest sample (Whisper hears the line as it is, room noise and all).
 _SILENCE_SHARE = 0.2
 
 

@@ -56,6 +56,7 @@ from pipecat.turns.user_stop import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from bot.denoise import Denoiser, denoiser
 from bot.stt import SAMPLE_RATE, TranscribeNowFrame
 from bot.tuning import Tuning
 
@@ -185,7 +186,32 @@ class PauseAwareVAD(SileroVADAnalyzer):
 
     The VAD calls speech over after `stop_secs` (0.2 s); the turn strategy starts its work at
     the first `TURN_EARLY_SECS` of that silence, on the same analysis rather than a second VAD.
+    With `denoise`, it hears the line through RNNoise (bot/denoise.py), in its own thread; the
+    frames it is given, and so Whisper and Smart Turn, stay as they are.
     """
+
+    def __init__(self, *, denoise: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self._denoise = denoise
+        self._denoiser: Denoiser | None = None
+
+    def set_sample_rate(self, sample_rate: int) -> None:
+        super().set_sample_rate(sample_rate)
+        if self._denoise:
+            if self._denoiser is not None:
+                self._denoiser.close()
+            self._denoiser = denoiser(self.sample_rate)
+
+    def _run_analyzer(self, buffer: bytes) -> VADState:
+        if self._denoiser is not None:
+            buffer = self._denoiser(buffer)
+        return super()._run_analyzer(buffer)
+
+    async def cleanup(self) -> None:
+        if self._denoiser is not None:
+            # In the VAD's thread, so after any analysis still queued there.
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._denoiser.close)
+        await super().cleanup()
 
     @property
     def speaking(self) -> bool:

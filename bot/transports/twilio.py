@@ -161,9 +161,7 @@ class PhoneLine:
         serializer = self.serializer(start, details, can_hang_up)
         transport = FastAPIWebsocketTransport(
             websocket,
-            FastAPIWebsocketParams(
-                **audio_params(settings), serializer=serializer, add_wav_header=False
-            ),
+            FastAPIWebsocketParams(**audio_params(), serializer=serializer, add_wav_header=False),
         )
         options = await calls.options(None)
         # Placed between the webhook and the stream by another call: Twilio goes on to the

@@ -203,7 +203,7 @@ class Signalling:
 
         async def start_call(connection: SmallWebRTCConnection) -> None:
             transport = SmallWebRTCTransport(
-                webrtc_connection=connection, params=transport_params(self.calls.settings)
+                webrtc_connection=connection, params=transport_params()
             )
             # However the call ends, its peer connection (and UDP ports) goes with it.
             call = self.calls.start(

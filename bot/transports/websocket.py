@@ -67,7 +67,7 @@ def websocket_router(calls: CallManager) -> APIRouter:
         transport = FastAPIWebsocketTransport(
             websocket,
             FastAPIWebsocketParams(
-                **audio_params(calls.settings),
+                **audio_params(),
                 serializer=ProtobufFrameSerializer(),
                 add_wav_header=False,
             ),

@@ -4,7 +4,8 @@ real-time pace. No servers: what leaves the aggregator is what the LLM would be 
 
 Behaviour, not time: a complete question is answered (speculatively, then confirmed) with one
 Whisper run; a question with a pause in the middle is answered once, whole; a caller who goes
-on after the answer was started speculatively has it withdrawn.
+on after the answer was started speculatively has it withdrawn; in room noise the VAD hears
+through RNNoise while Whisper hears the line as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import wave
 
 import numpy as np
 import pytest
-from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     EagerTranscriptionFrame,
@@ -27,19 +27,17 @@ from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import (
-    LLMContextAggregatorPair,
-    LLMUserAggregatorParams,
-)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transcriptions.language import Language
 
 from bot.config import Settings
+from bot.models import SpeechModel
+from bot.pipeline import context_aggregators
 from bot.stt import SharedWhisperSTTService, TurnDecoder
 from bot.tuning import tuning
-from bot.turns import PauseAwareVAD, turn_strategies
+from scripts.make_questions import _noise
 from tests.support import FIXTURES, spoken, whisper, words
 
 pytestmark = pytest.mark.pipeline
@@ -86,9 +84,14 @@ def trimmed(audio: np.ndarray) -> np.ndarray:
     return audio[loud[0] : loud[-1] + 1]
 
 
-def paced(*pieces: np.ndarray) -> list:
-    """Audio frames of 20 ms, each followed by 20 ms of waiting: real time, as a caller."""
+def paced(*pieces: np.ndarray, noise_snr_db: float | None = None) -> list:
+    """Audio frames of 20 ms, each followed by 20 ms of waiting: real time, as a caller; with
+    room noise over all of it (silences too) at `noise_snr_db` below the speech."""
     pcm = np.concatenate([silence(0.3), *pieces, silence(1.8)])
+    if noise_snr_db is not None:
+        speech = np.concatenate(pieces).astype(np.float32)
+        level = np.sqrt(np.mean(speech**2)) / 10 ** (noise_snr_db / 20)
+        pcm = np.clip(pcm + level * _noise(len(pcm), seed=7), -32768, 32767).astype("<i2")
     frames = []
     for start in range(0, len(pcm) - FRAME + 1, FRAME):
         audio = pcm[start : start + FRAME].tobytes()
@@ -104,14 +107,9 @@ async def run_turn(frames: list, **overrides) -> tuple[list, list, LLMContext]:
     what the aggregator sends on, the conversation)."""
     settings = Settings(_env_file=None, **overrides)
     tune = tuning(settings)
-    vad = PauseAwareVAD(params=VADParams(stop_secs=tune.vad_stop_secs))
     context = LLMContext([{"role": "system", "content": "You are a teacher."}])
-    user, _ = LLMContextAggregatorPair(
-        context,
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad, user_turn_strategies=turn_strategies(tune, vad)
-        ),
-    )
+    # The call's own assembly: the VAD (hearing through RNNoise) and the turn strategies.
+    user, _ = context_aggregators(context, settings, tune, SpeechModel("tiny.en", "cpu", None, 0))
     stt = SharedWhisperSTTService(
         decoder=CountingDecoder(whisper()),
         settings=WhisperSTTService.Settings(model="tiny.en", language=Language.EN),
@@ -218,3 +216,12 @@ async def test_early_transcripts_are_the_batch_transcripts(name):
     audio = np.concatenate([silence(1.0), recording(name), silence(0.7)]).astype(np.float32)
     (batch,), _ = TurnDecoder(whisper()).transcribe(audio / 32768, language="en")
     assert words(final.text) == words(batch.text)
+
+
+async def test_a_question_in_room_noise_is_one_turn_answered_whole():
+    """Noise over the silences too (5 dB below the speech): the VAD, hearing through RNNoise,
+    still finds one turn and its end; Whisper hears the line itself."""
+    _, down, context = await run_turn(paced(trimmed(recording("spider")), noise_snr_db=5))
+    assert len(of(down, UserStoppedSpeakingFrame)) == 1, "one turn, noise and all"
+    [question] = user_messages(context)
+    assert "spider" in words(question) and "many" in words(question), question
