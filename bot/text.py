@@ -30,7 +30,8 @@ _NOUN_START = frozenset(
 
 
 class FirstClauseAggregator(SimpleTextAggregator):
-    """Whole sentences, except that each response's first piece ends early.
+    """Whole sentences, except that each response's first piece ends early, and so does a
+    sentence that runs on.
 
     The bot cannot start speaking before the TTS server has a piece of text, so the first piece
     decides the latency; a small LLM on a CPU writes a long first sentence in several hundred
@@ -38,44 +39,60 @@ class FirstClauseAggregator(SimpleTextAggregator):
     before a word that opens a new phrase ("Bees make honey | by collecting nectar"), and after
     `max_words` in any case, then before an article or a possessive if one of the last words is
     ("It's | a natural behaviour", not "It's a natural | behaviour"). Every later piece is a whole
-    sentence, which reads most naturally.
+    sentence, which reads most naturally, unless the sentence runs past `long_words`: it then
+    ends the same way, by `max_long_words` at the latest. Otherwise the caller hears silence
+    mid-answer while it is written (seen: "The ocean is salty", then 3 s of nothing while the
+    LLM wrote 107 tokens of one sentence).
 
     On the benchmark's answers (SmolLM2-135M, four runs) one first piece in five ran to the old
     limit of 8 words; each word is about 1.3 tokens, 25-30 ms apiece while the LLM shares the CPU.
     """
 
-    def __init__(self, *, min_words: int = 3, max_words: int = 6, **kwargs):
+    def __init__(
+        self,
+        *,
+        min_words: int = 3,
+        max_words: int = 6,
+        long_words: int = 12,
+        max_long_words: int = 20,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self._min_words = min_words
         self._max_words = max_words
+        self._long_words = long_words
+        self._max_long_words = max_long_words
         self._first = True
 
     async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
         async for aggregation in super().aggregate(text):
             self._first = False
             yield aggregation
-        if self._first and self._aggregation_type == TextType.SENTENCE:
-            cut = self._early_cut()
+        if self._aggregation_type == TextType.SENTENCE:
+            if self._first:
+                cut = self._cut(self._min_words, self._max_words)
+            else:
+                cut = self._cut(self._long_words, self._max_long_words)
             if cut is not None:
                 head, self._text = self._text[:cut].strip(), self._text[cut:].lstrip()
                 self._first = False
                 yield Aggregation(text=head, type=TextType.SENTENCE)
 
-    def _early_cut(self) -> int | None:
-        """Where the first piece may end, among the words written in full so far."""
+    def _cut(self, min_words: int, max_words: int) -> int | None:
+        """Where the piece may end, among the words written in full so far."""
         words = list(re.finditer(r"\S+", self._text))
         if words and not self._text[-1].isspace():
             words.pop()  # still being written
         for count, word in enumerate(words):
-            if count >= self._min_words and word.group().lower() in _PHRASE_START:
+            if count >= min_words and word.group().lower() in _PHRASE_START:
                 return word.start()
-            if count + 1 >= self._min_words and _CLAUSE_END.search(word.group()):
+            if count + 1 >= min_words and _CLAUSE_END.search(word.group()):
                 return word.end()
-        if len(words) >= self._max_words:
-            for word in reversed(words[self._min_words : self._max_words]):
+        if len(words) >= max_words:
+            for word in reversed(words[min_words:max_words]):
                 if word.group().lower() in _NOUN_START:
                     return word.start()
-            return words[self._max_words - 1].end()
+            return words[max_words - 1].end()
         return None
 
     async def flush(self) -> Aggregation | None:

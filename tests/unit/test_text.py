@@ -1,4 +1,4 @@
-"""The TTS text cutter: an early first clause, then whole sentences."""
+"""The TTS text cutter: an early first clause, then whole sentences unless one runs on."""
 
 from bot.text import FirstClauseAggregator
 
@@ -77,6 +77,30 @@ async def test_a_short_first_sentence_is_whole_and_each_response_starts_afresh()
         "Spiders have eight legs,",
         "insects six.",
     ]
+
+
+async def test_a_sentence_that_runs_on_is_cut_at_a_phrase_rather_than_left_to_finish():
+    # Said whole, the second sentence would reach the TTS server only once written to its end:
+    # the caller would hear "The ocean is salty." and then silence.
+    text = (
+        "The ocean is salty. Rivers carry tiny bits of salt from rocks on the land all the way "
+        "down to the sea and the water then evaporates while the salt stays behind."
+    )
+    assert await pieces(FirstClauseAggregator(), tokens(text)) == [
+        "The ocean is salty.",
+        "Rivers carry tiny bits of salt from rocks on the land all the way down",
+        "to the sea and the water then evaporates while the salt stays behind.",
+    ]
+
+
+async def test_a_sentence_without_any_break_is_cut_by_max_long_words():
+    words = " ".join(f"w{i}" for i in range(30))
+    text = f"Hi there friend. {words}."
+    _, second, third = await pieces(FirstClauseAggregator(max_long_words=20), tokens(text))
+    assert (
+        second.split() == [f"w{i}" for i in range(20)]
+        and third == "w20 w21 w22 w23 w24 w25 w26 w27 w28 w29."
+    )
 
 
 async def test_an_interruption_starts_a_new_response():
