@@ -2,10 +2,12 @@
 
 Measured on generated speech the tests do not use (40 questions, ten voices of espeak-ng, piper
 and hibari, room noise mixed in; `scripts/noise_study.py`): RNNoise in front of Whisper tiny.en
-doubled its word error rate on clean speech and raised it at 5 dB SNR, since Whisper was trained
-on noisy audio and copes with it, while RNNoise's artefacts are new to it. Silero VAD is where
-denoising pays: on the raw line at 5 and 0 dB SNR it split or merged several of the questions'
-turns, on RNNoise's output far fewer. So the denoiser runs inside the VAD's own thread, on a copy.
+doubled its word error rate on clean speech (10.5 → 22.3 %) and raised it at 5 dB SNR (24.1 →
+32.3 %): Whisper was trained on noisy audio and copes with it, RNNoise's artefacts are new to it.
+The VAD is where denoising pays, in heavy noise: at 5 dB SNR Silero heard 6 of the 40 clips as
+something other than one stretch of speech on the raw line, 1 through RNNoise (0 dB: 10 and 7;
+clean: 11 and 14, slow synthetic voices pausing between words). So the denoiser runs inside the
+VAD, in its own thread, on a copy of the audio.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ real-time pace. No servers: what leaves the aggregator is what the LLM would be 
 
 Behaviour, not time: a complete question is answered (speculatively, then confirmed) with one
 Whisper run; a question with a pause in the middle is answered once, whole; a caller who goes
-on after the answer was started speculatively has it withdrawn; in room noise the VAD hears
-through RNNoise while Whisper hears the line as it is.
+on after the answer was started speculatively has it withdrawn; a question in room noise is one
+turn, answered whole.
 """
 
 from __future__ import annotations
