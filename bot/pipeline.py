@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 from loguru import logger
-from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import ErrorFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import (
     LatencyBreakdown,
@@ -41,7 +40,7 @@ from bot.services import make_llm, make_stt, make_tts
 from bot.stt import SAMPLE_RATE as WHISPER_RATE
 from bot.tts import SERVER_RATE
 from bot.tuning import Tuning, tuning
-from bot.turns import PauseAwareVAD, turn_strategies
+from bot.turns import call_vad, turn_strategies
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
 AUDIO_IN_RATE = WHISPER_RATE
@@ -134,15 +133,7 @@ def context_aggregators(
     """The user and assistant sides of the conversation; the user's decides when a turn ends
     (Silero VAD, aware of mid-sentence pauses and hearing through RNNoise, and the turn
     strategies)."""
-    vad = PauseAwareVAD(
-        denoise=settings.rnnoise,
-        params=VADParams(
-            confidence=settings.vad_confidence,
-            start_secs=settings.vad_start_secs,
-            stop_secs=tune.vad_stop_secs,
-            min_volume=settings.vad_min_volume,
-        ),
-    )
+    vad = call_vad(settings, tune.vad_stop_secs)
     return LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(

@@ -35,7 +35,7 @@ import numpy as np
 from loguru import logger
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADState
+from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 from pipecat.frames.frames import (
     EagerTranscriptionFrame,
     Frame,
@@ -56,6 +56,7 @@ from pipecat.turns.user_stop import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
 from bot.stt import SAMPLE_RATE, TranscribeNowFrame
 from bot.tuning import Tuning
@@ -229,6 +230,19 @@ class PauseAwareVAD(SileroVADAnalyzer):
         if self._vad_state is not VADState.STOPPING:
             return 0.0
         return self._vad_stopping_count * self.num_frames_required() / self.sample_rate
+
+
+def call_vad(settings: Settings, stop_secs: float) -> PauseAwareVAD:
+    """The VAD a call hears with: the settings' Silero thresholds, through RNNoise if RNNOISE."""
+    return PauseAwareVAD(
+        denoise=settings.rnnoise,
+        params=VADParams(
+            confidence=settings.vad_confidence,
+            start_secs=settings.vad_start_secs,
+            stop_secs=stop_secs,
+            min_volume=settings.vad_min_volume,
+        ),
+    )
 
 
 class SmartTurnModel(LocalSmartTurnAnalyzerV3):

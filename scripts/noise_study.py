@@ -75,19 +75,13 @@ def denoised(pcm: np.ndarray) -> np.ndarray:
 
 
 async def vad_turns(pcm: np.ndarray, settings: Settings) -> tuple[int, float | None]:
-    """The stretches of speech the kit's VAD hears in `pcm`, and when it called the last over."""
-    from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+    """The stretches of speech a call's VAD (`settings`: RNNoise or not) hears in `pcm`, and
+    when it called the last over."""
+    from pipecat.audio.vad.vad_analyzer import VADState
 
-    from bot.turns import PauseAwareVAD
+    from bot.turns import call_vad
 
-    vad = PauseAwareVAD(
-        params=VADParams(
-            confidence=settings.vad_confidence,
-            start_secs=settings.vad_start_secs,
-            stop_secs=settings.vad_stop_secs,
-            min_volume=settings.vad_min_volume,
-        )
-    )
+    vad = call_vad(settings, settings.vad_stop_secs)
     vad.set_sample_rate(RATE)
     starts, stopped, state = 0, None, VADState.QUIET
     for i in range(0, len(pcm) - 320 + 1, 320):
@@ -121,7 +115,9 @@ def study(settings: Settings) -> list[dict]:
                     clip = pcm[: end + int(EARLY_SECS * RATE)].astype(np.float32) / 32768
                     segments, _ = decoder.transcribe(clip, language="en")
                     heard = " ".join(s.text for s in segments).strip()
-                    starts, stopped = asyncio.run(vad_turns(pcm, settings))
+                    # The VAD always gets the raw line; with RNNOISE it denoises it itself.
+                    vad_settings = settings.model_copy(update={"rnnoise": heard_as == "rnnoise"})
+                    starts, stopped = asyncio.run(vad_turns(raw, vad_settings))
                     wrong, count = errors(text, heard)
                     rows.append(
                         {
