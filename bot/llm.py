@@ -24,7 +24,11 @@ take another server slot.
 A server that sends nothing for LLM_TIMEOUT_SECS (before the first token, or between two) is
 treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
 has moved on, and the failure reaches the call like a refused connection would (an apology, one
-message to the page, a watch for its return).
+message to the page, a watch for its return). The deadlines are `asyncio.timeout`, in the
+answer's own task, never `asyncio.wait_for`: Pipecat replaces that with `wait_for2` (Python
+< 3.12), which on a cancellation landing just as the request returns drops the open stream
+unclosed, and llama.cpp then writes a withdrawn answer to its end in the call's slot (seen: 120
+tokens, 3.7 s, with the confirmed answer waiting behind it).
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ class _Deadline:
 
     async def __anext__(self) -> Any:
         try:
-            return await asyncio.wait_for(self._chunks.__anext__(), self._secs)
+            async with asyncio.timeout(self._secs):
+                return await self._chunks.__anext__()
         except TimeoutError:
             raise LLMStalled(f"the language model sent nothing for {self._secs:g} s") from None
 
@@ -123,16 +128,18 @@ class KitLLMService(OpenAILLMService):
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
         params["messages"] = recent(list(params["messages"]), self._history_turns)
-        return {**params, **self._slot_body()}
+        return {**params, **self._slot_body(params.get("extra_body"))}
 
-    def _slot_body(self) -> dict[str, Any]:
-        return {} if self._slot is None else {"extra_body": {"id_slot": self._slot}}
+    def _slot_body(self, extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The request's `extra_body` (the settings' own, if any) with the call's slot."""
+        if self._slot is None:
+            return {"extra_body": extra_body} if extra_body else {}
+        return {"extra_body": {**(extra_body or {}), "id_slot": self._slot}}
 
     async def get_chat_completions(self, context: LLMContext) -> Any:
         try:
-            stream = await asyncio.wait_for(
-                super().get_chat_completions(context), self._timeout_secs
-            )
+            async with asyncio.timeout(self._timeout_secs):
+                stream = await super().get_chat_completions(context)
         except TimeoutError:
             raise LLMStalled(
                 f"the language model did not answer within {self._timeout_secs:g} s"
@@ -173,12 +180,11 @@ class KitLLMService(OpenAILLMService):
                     "stream": True,
                     **self._slot_body(),
                 }
-                stream = await asyncio.wait_for(
-                    self._client.chat.completions.create(**body), _PRIME_TIMEOUT_SECS
-                )
                 async with asyncio.timeout(_PRIME_TIMEOUT_SECS):
-                    async for _ in stream:
-                        pass
+                    stream = await self._client.chat.completions.create(**body)
+                    async with stream:
+                        async for _ in stream:
+                            pass
             except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as error:
                 logger.debug(f"{self}: priming skipped: {error.__class__.__name__}")
 

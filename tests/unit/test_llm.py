@@ -28,6 +28,19 @@ def contents(messages: list[dict]) -> list[str]:
     return [m["content"] for m in messages]
 
 
+def service(slot: int | None = None, history_turns: int = 0, **settings) -> KitLLMService:
+    """The kit's LLM service, pointed at a port nothing listens on (requests are only built)."""
+    return KitLLMService(
+        guard=AnswerGuard(),
+        timeout_secs=5,
+        slot=slot,
+        history_turns=history_turns,
+        base_url="http://127.0.0.1:9/v1",
+        api_key="none",
+        settings=KitLLMService.Settings(model="local", **settings),
+    )
+
+
 def test_a_question_is_sent_with_the_persona_and_the_last_exchanges():
     sent = recent(call(5, asking=True), 2)
     assert contents(sent) == ["You are Miss Harper.", "q4", "a4", "q5", "a5", "now"]
@@ -50,27 +63,21 @@ def test_a_short_call_or_no_window_sends_everything(turns):
 
 
 def test_the_service_sends_the_window_in_its_request():
-    llm = KitLLMService(
-        guard=AnswerGuard(max_words=60, max_sentences=3),
-        timeout_secs=5,
-        history_turns=1,
-        base_url="http://127.0.0.1:9/v1",
-        api_key="none",
-        settings=KitLLMService.Settings(model="local"),
-    )
+    llm = service(history_turns=1)
     params = llm.build_chat_completion_params({"messages": call(4, asking=True)})
     assert contents(params["messages"]) == ["You are Miss Harper.", "q4", "a4", "now"]
 
 
 @pytest.mark.parametrize(("slot", "body"), [(2, {"id_slot": 2}), (None, None)])
 def test_a_call_keeps_to_its_llama_cpp_slot(slot, body):
-    llm = KitLLMService(
-        guard=AnswerGuard(),
-        timeout_secs=5,
-        slot=slot,
-        base_url="http://127.0.0.1:9/v1",
-        api_key="none",
-        settings=KitLLMService.Settings(model="local"),
-    )
+    llm = service(slot)
     params = llm.build_chat_completion_params({"messages": call(1, asking=True)})
     assert params.get("extra_body") == body
+
+
+@pytest.mark.parametrize("slot", [3, None])
+def test_the_settings_own_extra_body_is_kept_beside_the_slot(slot):
+    llm = service(slot, extra={"extra_body": {"top_k": 20}})
+    params = llm.build_chat_completion_params({"messages": call(1, asking=True)})
+    slot_body = {} if slot is None else {"id_slot": slot}
+    assert params["extra_body"] == {"top_k": 20, **slot_body}
