@@ -1,5 +1,6 @@
 """The TTS text cutter: an early first clause, then whole sentences unless one runs on."""
 
+from bot.answers import AnswerGuard
 from bot.text import FirstClauseAggregator
 
 
@@ -101,6 +102,31 @@ async def test_a_sentence_without_any_break_is_cut_by_max_long_words():
         second.split() == [f"w{i}" for i in range(20)]
         and third == "w20 w21 w22 w23 w24 w25 w26 w27 w28 w29."
     )
+
+
+async def test_each_sentence_the_answer_guard_passes_on_is_spoken_at_once():
+    """The guard holds a later sentence until it is whole, so nothing follows a finished one:
+    it must not wait for the next sentence's first letter (the lookahead) to be cut."""
+    answer = (
+        "It's both! A tomato is the fruit of the plant, and it has seeds inside. "
+        "We cook it like a vegetable. Yum."
+    )
+    guard, aggregator = AnswerGuard(), FirstClauseAggregator()
+    heard: list[tuple[str, str]] = []  # (piece, the answer as written when it was cut)
+    written = ""
+    for token in tokens(answer):
+        written += token
+        async for piece in aggregator.aggregate(guard.feed(token)):
+            heard.append((piece.text, written))
+    assert [piece for piece, _ in heard] == [
+        "It's both!",
+        "A tomato is the fruit of the plant, and it has seeds inside.",
+        "We cook it like a vegetable.",
+    ]
+    first, cut_at = heard[0]
+    assert "tomato" not in cut_at, f"{first!r} waited for the next sentence: {cut_at!r}"
+    # Each later sentence is passed on when its own end is written, not the next one's.
+    assert heard[2][1].endswith("vegetable. Y"), heard[2][1]
 
 
 async def test_an_interruption_starts_a_new_response():
