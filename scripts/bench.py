@@ -10,8 +10,8 @@ a Modal URL) over WebRTC, as the page does, one question at a time at real-time 
 Each turn is measured twice:
 - by the bot (Pipecat's UserBotLatencyObserver, folded into bot/latency.py's stages): from the
   moment the caller really stopped speaking to the first audio the bot sends;
-- by the caller: its last loud sample sent to the first loud sample received back (both WebRTC
-  legs and the jitter buffers; no playout).
+- by the caller: the end of its words (where the recording's tail begins) to the first loud
+  sample received back (both WebRTC legs and the jitter buffers; no playout).
 
 `--calls N` measures load instead: N calls at once, each asking its own share of the questions
 one at a time, their first questions `--stagger` seconds apart (a call the bot refuses is
@@ -42,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.latency import STAGES, percentile  # noqa: E402
-from scripts.caller import Caller, read_wav  # noqa: E402
+from scripts.caller import MIC_RATE, Caller, read_wav  # noqa: E402
 from scripts.make_questions import OUT as QUESTIONS_DIR  # noqa: E402
-from scripts.make_questions import make  # noqa: E402
+from scripts.make_questions import TAIL_SECS, make  # noqa: E402
 
 LOOP_NGRAM = 4
 
@@ -81,7 +81,9 @@ async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
     outputs = len(caller.of_type("bot-output"))
     stops = len(caller.of_type("bot-stopped-speaking"))
     asked = time.monotonic()
-    caller.mic.say(read_wav(folder / question["file"]))
+    pcm = read_wav(folder / question["file"])
+    # The words end where the generator's silent (or only noisy) tail begins.
+    caller.mic.say(pcm, speech_end=len(pcm) // 2 - int(TAIL_SECS * MIC_RATE))
     try:
         await caller.wait_for(
             lambda: (

@@ -59,11 +59,14 @@ class Microphone(MediaStreamTrack):
             self._start = time.monotonic() - self._sent / MIC_RATE
         self._live.set()
 
-    def say(self, pcm: bytes) -> None:
-        """Queue speech; it goes out after what is already queued, at real-time pace."""
-        loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2")) > SILENCE_LEVEL)
-        queued = self._sent + len(self._pending) // 2
-        self._last_speech_sample = queued + (int(loud[-1]) if loud.size else 0)
+    def say(self, pcm: bytes, speech_end: int | None = None) -> None:
+        """Queue speech; it goes out after what is already queued, at real-time pace. The words
+        end at sample `speech_end` when the recording says so (in room noise no level tells),
+        else at its last loud sample."""
+        if speech_end is None:
+            loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2")) > SILENCE_LEVEL)
+            speech_end = int(loud[-1]) if loud.size else 0
+        self._last_speech_sample = self._sent + len(self._pending) // 2 + speech_end
         self._pending += pcm
 
     def speech_end(self) -> float:
