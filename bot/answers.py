@@ -3,7 +3,8 @@
 Small models (and tired big ones) ramble: 90 to 270 words per answer, or the same clause ten
 times until the token limit. Sampling penalties make that rarer; `AnswerGuard` makes it
 impossible. The first sentence streams through as it comes (it decides the latency); every later
-sentence is held until it ends, and spoken only if it is new and fits the budget.
+sentence is held until it ends, and spoken only if it is new and fits the budget; one the token
+limit cuts off mid-way is not spoken at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ _WORD = re.compile(r"[a-z0-9']+")
 _LOOP_NGRAM = 4
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """The words of `text` as the guard counts them (a dash or a bracket is none)."""
     return _WORD.findall(text.lower())
 
 
@@ -59,10 +61,12 @@ class AnswerGuard:
             out.append(self._stream(head))
         return "".join(out)
 
-    def flush(self) -> str:
-        """What is left when the answer ends: a last sentence without its full stop."""
+    def flush(self, *, complete: bool = True) -> str:
+        """What is left when the answer ends: a last sentence without its full stop. Unless the
+        answer is `complete` (it hit the token limit): a later sentence cut off mid-way is
+        dropped rather than spoken as a fragment."""
         rest, self._pending = self._pending, ""
-        if self.stopped or not rest.strip():
+        if self.stopped or not rest.strip() or (not complete and self._sentences):
             return ""
         return self._stream(rest) if self._sentences == 0 else self._whole(rest).rstrip()
 
@@ -75,7 +79,7 @@ class AnswerGuard:
         """Pass on words of the first sentence until one breaks the budget or loops."""
         kept = ""
         for token in re.split(r"(\s+)", text):
-            if not all(self._admit(word) for word in _words(token)):
+            if not all(self._admit(word) for word in words(token)):
                 self.stopped = True
                 return kept.rstrip()
             kept += token
@@ -83,20 +87,20 @@ class AnswerGuard:
 
     def _whole(self, sentence: str) -> str:
         """A later sentence, spoken only if it is new and fits; else the answer ends here."""
-        words = _words(sentence)
-        context = self._spoken[-(_LOOP_NGRAM - 1) :] + words
+        sentence_words = words(sentence)
+        context = self._spoken[-(_LOOP_NGRAM - 1) :] + sentence_words
         grams = [tuple(context[i : i + _LOOP_NGRAM]) for i in range(len(context) - _LOOP_NGRAM + 1)]
         if (
-            not words
+            not sentence_words
             or self._sentences >= self.max_sentences
-            or len(self._spoken) + len(words) > self.max_words
-            or tuple(words) in self._said
+            or len(self._spoken) + len(sentence_words) > self.max_words
+            or tuple(sentence_words) in self._said
             or len(set(grams)) < len(grams)
             or self._ngrams.intersection(grams)
         ):
             self.stopped = True
             return ""
-        for word in words:
+        for word in sentence_words:
             self._admit(word)
         return sentence + " "
 

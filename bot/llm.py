@@ -82,6 +82,7 @@ class _Deadline:
         self._chunks = stream.__aiter__()
         self._secs = secs
         self._closed = False
+        self.finish_reason: str | None = None  # the server's, once it sends one
 
     def __aiter__(self) -> _Deadline:
         return self
@@ -89,9 +90,12 @@ class _Deadline:
     async def __anext__(self) -> Any:
         try:
             async with asyncio.timeout(self._secs):
-                return await self._chunks.__anext__()
+                chunk = await self._chunks.__anext__()
         except TimeoutError:
             raise LLMStalled(f"the language model sent nothing for {self._secs:g} s") from None
+        if chunk.choices and chunk.choices[0].finish_reason:
+            self.finish_reason = chunk.choices[0].finish_reason
+        return chunk
 
     async def aclose(self) -> None:
         """Close the HTTP stream (once, however often the caller asks)."""
@@ -124,6 +128,7 @@ class KitLLMService(OpenAILLMService):
         self._written: list[str] = []  # the current answer, as it passed the guard
         self._priming = asyncio.Lock()
         self._reading: asyncio.Task | None = None  # the read-ahead of the latest answer
+        self._answer: _Deadline | None = None  # the latest answer's stream
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
@@ -144,16 +149,19 @@ class KitLLMService(OpenAILLMService):
             raise LLMStalled(
                 f"the language model did not answer within {self._timeout_secs:g} s"
             ) from None
-        return _Deadline(stream, self._timeout_secs)
+        self._answer = _Deadline(stream, self._timeout_secs)
+        return self._answer
 
     async def _process_context(self, context: LLMContext) -> None:
         self._guard.reset()
         self._written = []
+        self._answer = None
         try:
             await super()._process_context(context)
         except _AnswerEnded:
             logger.debug(f"{self}: answer ended by the guard; generation stopped")
-        if rest := self._guard.flush():
+        cut_short = self._answer is not None and self._answer.finish_reason == "length"
+        if rest := self._guard.flush(complete=not cut_short):
             await self._pass_on(rest)
         messages: list[Any] = list(context.get_messages())
         answered = bool(messages) and messages[-1].get("role") == "assistant"

@@ -41,6 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.answers import words  # noqa: E402
 from bot.latency import STAGES, percentile  # noqa: E402
 from scripts.caller import MIC_RATE, Caller, read_wav  # noqa: E402
 from scripts.make_questions import OUT as QUESTIONS_DIR  # noqa: E402
@@ -64,12 +65,12 @@ class Turn:
 
     @property
     def answer_words(self) -> int:
-        return len(self.answer.split())
+        return len(words(self.answer))  # as the answer guard counts them
 
     @property
     def loops(self) -> bool:
-        words = re.findall(r"[a-z0-9']+", self.answer.lower())
-        grams = [tuple(words[i : i + LOOP_NGRAM]) for i in range(len(words) - LOOP_NGRAM + 1)]
+        said = words(self.answer)
+        grams = [tuple(said[i : i + LOOP_NGRAM]) for i in range(len(said) - LOOP_NGRAM + 1)]
         return len(set(grams)) < len(grams)
 
 

@@ -278,7 +278,8 @@ def sentences(text: str) -> list[str]:
 
 
 async def test_answers_are_short_and_never_loop(stack):
-    """On the kit's recordings: one to three sentences, at most 60 words, no phrase twice."""
+    """On the kit's recordings: one to three sentences, at most 60 words, no phrase twice, and
+    none left half said."""
     guard = AnswerGuard()  # the budget the persona is held to
     caller = Caller(stack.bot_url)
     await caller.connect()
@@ -291,6 +292,9 @@ async def test_answers_are_short_and_never_loop(stack):
             said = re.findall(r"[a-z0-9']+", answer.lower())
             assert 1 <= len(said) <= guard.max_words, (name, answer)
             assert 1 <= len(sentences(answer)) <= guard.max_sentences, (name, answer)
+            # The token limit (LLM_MAX_TOKENS) never leaves a later sentence half said.
+            *earlier, last = sentences(answer)
+            assert not earlier or last.rstrip("\"')")[-1] in ".!?", f"{name}: cut off: {answer}"
             grams = [tuple(said[i : i + 4]) for i in range(len(said) - 3)]
             assert len(set(grams)) == len(grams), f"{name}: the answer repeats itself: {answer}"
     finally:

@@ -84,3 +84,16 @@ def test_a_first_sentence_broken_by_a_newline_is_spoken_in_order():
     guard = AnswerGuard()
     out = guard.feed("Bees make\n") + guard.feed("honey from nectar") + guard.flush()
     assert out.split() == ["Bees", "make", "honey", "from", "nectar"]
+
+
+def test_an_answer_cut_by_the_token_limit_ends_at_its_last_whole_sentence():
+    guard = AnswerGuard()
+    assert (
+        guard.feed("Salt comes from rocks. Rivers carry it down to the")
+        == "Salt comes from rocks. "
+    )
+    assert guard.flush(complete=False) == "", "half a sentence is not spoken"
+    # The first sentence has streamed already: its last word still comes.
+    guard.reset()
+    assert guard.feed("Salt comes from rocks that rivers") == "Salt comes from rocks that "
+    assert guard.flush(complete=False) == "rivers"

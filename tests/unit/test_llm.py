@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from bot.answers import AnswerGuard
-from bot.llm import KitLLMService, recent
+from bot.llm import KitLLMService, _Deadline, recent
 
 SYSTEM = {"role": "system", "content": "You are Miss Harper."}
 GREETING = {"role": "assistant", "content": "Hello!"}
@@ -81,3 +82,41 @@ def test_the_settings_own_extra_body_is_kept_beside_the_slot(slot):
     params = llm.build_chat_completion_params({"messages": call(1, asking=True)})
     slot_body = {} if slot is None else {"id_slot": slot}
     assert params["extra_body"] == {"top_k": 20, **slot_body}
+
+
+def chunk(text: str, finish_reason: str | None = None) -> ChatCompletionChunk:
+    return ChatCompletionChunk.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "local",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish_reason}],
+        }
+    )
+
+
+class Chunks:
+    """What an OpenAI stream yields, in order."""
+
+    def __init__(self, *chunks: ChatCompletionChunk):
+        self._chunks = iter(chunks)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("reason", ["length", "stop"])
+async def test_the_answer_stream_keeps_why_the_server_ended_it(reason):
+    stream = _Deadline(Chunks(chunk("Salt"), chunk(" comes", reason)), secs=5)
+    assert [c.choices[0].delta.content async for c in stream] == ["Salt", " comes"]
+    assert stream.finish_reason == reason

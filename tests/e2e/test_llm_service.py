@@ -1,9 +1,10 @@
-"""A withdrawn answer stops in the real llama.cpp server: its slot is free again at once, whenever
-the answer is withdrawn (before the server answers, just as its stream opens, while it writes).
+"""The kit's LLM service against the e2e stack's real llama.cpp server.
 
-Nothing is faked: the kit's LLM service asks the e2e stack's llama.cpp server for an answer that
-would run for seconds, and the task writing it is cancelled, as a turn the caller resumed
-cancels it. The moment is chosen by wrapping the service's own OpenAI client."""
+A withdrawn answer stops in the server: its slot is free again at once, whenever the answer is
+withdrawn (before the server answers, just as its stream opens, while it writes), as a turn the
+caller resumed withdraws it. The moment is chosen by wrapping the service's own OpenAI client.
+
+An answer the token limit cuts off is spoken to its last whole sentence."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import asyncio
 
 import httpx
 import pytest
+from pipecat.frames.frames import LLMContextFrame, LLMTextFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import run_test
 
 from bot.answers import AnswerGuard
 from bot.llm import KitLLMService
@@ -91,3 +94,25 @@ async def _idle(client: httpx.AsyncClient, llm_url: str) -> bool:
 async def _writing(client: httpx.AsyncClient, llm_url: str) -> bool:
     slot = await processing(client, llm_url)
     return slot["is_processing"] and slot["next_token"][0]["n_decoded"] >= 5
+
+
+async def test_an_answer_cut_by_the_token_limit_ends_at_a_whole_sentence(stack):
+    # Greedy sampling: SmolLM2 writes "1. Cats are naturally curious and love to explore. They
+    # enjoy learning ..." and 25 tokens end inside the second sentence.
+    llm = KitLLMService(
+        guard=AnswerGuard(),
+        timeout_secs=30,
+        base_url=f"{stack.llm_url}/v1",
+        api_key="none",
+        settings=KitLLMService.Settings(
+            model="local",
+            system_instruction="You are a teacher. Answer in short sentences.",
+            max_tokens=25,
+            temperature=0.0,
+        ),
+    )
+    context = LLMContext([{"role": "user", "content": "Tell me three facts about cats."}])
+    down, _ = await run_test(llm, frames_to_send=[LLMContextFrame(context)])
+    spoken = "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
+    assert llm._answer is not None and llm._answer.finish_reason == "length"
+    assert spoken and spoken[-1] in ".!?", f"half a sentence was spoken: {spoken!r}"
