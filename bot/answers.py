@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# The space after a sentence: after . ! or ?, but not after a title, an initial or "e.g."
+# ("Dr. Seuss", "J. K. Rowling"), which would otherwise be spoken as sentences of their own.
+SENTENCE_END = re.compile(
+    r"(?<=[.!?])(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs)\.)(?<!\bMrs\.)(?<!\b[A-Z]\.)(?<!\b[a-z]\.[a-z]\.)\s+"
+)
 _WORD = re.compile(r"[a-z0-9']+")
 # An n-gram of this length seen again means the answer is going round in circles.
 _LOOP_NGRAM = 4
@@ -44,7 +48,7 @@ class AnswerGuard:
         """The part of `text` to speak now; once `stopped`, nothing more."""
         if self.stopped:
             return ""
-        *finished, self._pending = _SENTENCE_END.split(self._pending + text)
+        *finished, self._pending = SENTENCE_END.split(self._pending + text)
         out = []
         for sentence in finished:
             out.append(

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
 from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
+from bot.answers import SENTENCE_END
+
 # A word ending a clause: comma, semicolon, colon or dash.
 _CLAUSE_END = re.compile(r"[,;:—–]$")
 # Words that open a new phrase: a piece can end just before one and still sound whole.
@@ -23,9 +25,9 @@ _PHRASE_START = frozenset(
     }
 )
 
-# A sentence's end followed by nothing but a space: how the answer guard (bot/answers.py) passes
-# a finished sentence on while it holds the next one until that is whole too.
-_PASSED_ON = re.compile(r"[.!?][\"')\]]*\s+$")
+# A sentence's end followed by nothing but a space: how the answer guard passes a finished
+# sentence on while it holds the next one until that is whole too.
+_PASSED_ON = re.compile(SENTENCE_END.pattern + "$")
 
 # Words a noun phrase starts with: a long first piece is better cut before one than inside it.
 _NOUN_START = frozenset(

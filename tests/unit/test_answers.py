@@ -97,3 +97,13 @@ def test_an_answer_cut_by_the_token_limit_ends_at_its_last_whole_sentence():
     guard.reset()
     assert guard.feed("Salt comes from rocks that rivers") == "Salt comes from rocks that "
     assert guard.flush(complete=False) == "rivers"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_title_or_an_initial_does_not_end_a_sentence(step):
+    text = "Dr. Seuss wrote it. J. K. Rowling wrote more, e.g. magic. Mrs. Lee reads them. Yes."
+    # Three sentences, not seven: the fourth is over the limit.
+    assert spoken(text, step=step) == (
+        "Dr. Seuss wrote it. J. K. Rowling wrote more, e.g. magic. Mrs. Lee reads them.",
+        True,
+    )

@@ -129,6 +129,15 @@ async def test_each_sentence_the_answer_guard_passes_on_is_spoken_at_once():
     assert heard[2][1].endswith("vegetable. Y"), heard[2][1]
 
 
+async def test_a_title_behind_the_answer_guard_is_not_a_piece_of_its_own():
+    guard, aggregator = AnswerGuard(), FirstClauseAggregator()
+    heard = []
+    for token in tokens("Dr. Seuss wrote many funny books for children. They rhyme."):
+        heard += [piece.text async for piece in aggregator.aggregate(guard.feed(token))]
+    heard += [guard.flush()]
+    assert heard[0] == "Dr. Seuss wrote many funny books", heard
+
+
 async def test_an_interruption_starts_a_new_response():
     aggregator = FirstClauseAggregator()
     [_ async for _ in aggregator.aggregate("Once upon a time there was")]
