@@ -79,7 +79,7 @@ class FirstClauseAggregator(SimpleTextAggregator):
             yield aggregation
         if self._aggregation_type != TextType.SENTENCE:
             return
-        while (cut := self._cut_here()) is not None:
+        while cut := self._cut_here():  # never 0: a piece has words
             head, self._text = self._text[:cut].strip(), self._text[cut:].lstrip()
             self._first = False
             yield Aggregation(text=head, type=TextType.SENTENCE)
