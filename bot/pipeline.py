@@ -36,6 +36,7 @@ from bot.llm import KitLLMService
 from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions
+from bot.playout import drop_stale_audio
 from bot.services import make_llm, make_stt, make_tts
 from bot.stt import SAMPLE_RATE as WHISPER_RATE
 from bot.tts import SERVER_RATE
@@ -83,6 +84,7 @@ async def run_call(
 ) -> CallReport:
     """Run one call until the client leaves. Never raises for a failing dependency."""
     report = CallReport(call_id)
+    drop_stale_audio()  # no scrap of what the caller talked over is played (bot/playout.py)
 
     tune = tuning(settings, options.profile)
     stt = make_stt(options, speech, tune)
