@@ -165,24 +165,28 @@ async def a_new_call_is_greeted(url: str) -> None:
 
 async def ask(caller: Caller, pcm: bytes) -> tuple[str, bytes, dict]:
     """Speak `pcm`; return what the bot heard, the audio of its answer, and the turn's latency."""
-    finals_before = len(caller.of_type("user-transcription"))
+    finals_before = len(finals(caller))
     turns_before = len(caller.server_messages("latency"))
     stops_before = len(caller.of_type("bot-stopped-speaking"))
     spoken_at = time.monotonic()
     caller.mic.say(pcm)
-
-    def heard() -> list[dict]:
-        new = caller.of_type("user-transcription")[finals_before:]
-        return [m for m in new if m["data"].get("final")]
-
-    transcript = (await caller.wait_for(heard, 60, "the question's transcript"))[-1]["data"]["text"]
     latency = await caller.wait_for(
         lambda: caller.server_messages("latency")[turns_before:], 60, "the turn's latency"
     )
     await caller.wait_for(
         lambda: len(caller.of_type("bot-stopped-speaking")) > stops_before, 90, "the answer to end"
     )
+    # A pause splits what the bot heard into pieces; the turn is all of them.
+    transcript = " ".join(finals(caller)[finals_before:])
+    assert transcript, "the question was never transcribed"
     return transcript, caller.audio_between(spoken_at), latency[-1]
+
+
+def finals(caller: Caller) -> list[str]:
+    """The text of each final transcript of the caller's speech, in order."""
+    return [
+        m["data"]["text"] for m in caller.of_type("user-transcription") if m["data"].get("final")
+    ]
 
 
 def assert_english_speech(pcm: bytes, sample_rate: int = CALLER_RATE) -> str:
