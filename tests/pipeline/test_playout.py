@@ -109,6 +109,7 @@ async def test_audio_taken_out_before_an_interruption_is_not_played_after_it():
 
     speaking = [f for f in down if isinstance(f, BotStartedSpeakingFrame | BotStoppedSpeakingFrame)]
     assert [type(f) for f in speaking] == [BotStartedSpeakingFrame, BotStoppedSpeakingFrame]
+    assert line.interrupted_at is not None, "the interruption never reached the transport"
     after = [frame for frame, at in line.written if at > line.interrupted_at]
     assert not after, f"{len(after)} chunk(s) of the greeting played after the interruption"
     assert 1 <= len(line.written) <= 3  # it did play until the interruption
