@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import re
 
-# The space after a sentence: after . ! or ?, but not after a title, an initial or "e.g."
-# ("Dr. Seuss", "J. K. Rowling"), which would otherwise be spoken as sentences of their own.
+# The space after a sentence: after . ! or ?, or after up to two closing quotes or brackets
+# behind one ('healthy."" That's', as a small model writes), but not after a title, an initial
+# or "e.g." ("Dr. Seuss", "J. K. Rowling"), which would otherwise be spoken as sentences of their
+# own. Python's look-behinds are fixed-width, hence one per number of closing marks.
+_CLOSE = "[\"'”’)\\]]"
 SENTENCE_END = re.compile(
-    r"(?<=[.!?])(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs)\.)(?<!\bMrs\.)(?<!\b[A-Z]\.)(?<!\b[a-z]\.[a-z]\.)\s+"
+    rf"(?:(?<=[.!?])|(?<=[.!?]{_CLOSE})|(?<=[.!?]{_CLOSE}{_CLOSE}))"
+    r"(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs)\.)(?<!\bMrs\.)(?<!\b[A-Z]\.)(?<!\b[a-z]\.[a-z]\.)\s+"
 )
 _WORD = re.compile(r"[a-z0-9']+")
 # An n-gram of this length seen again means the answer is going round in circles.

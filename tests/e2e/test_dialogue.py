@@ -274,7 +274,8 @@ async def test_each_call_keeps_to_its_own_llama_cpp_slot(stack):
 
 
 def sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    """Sentences as a listener counts them: ended by . ! or ? and any closing quotes, with words."""
+    return [s for s in re.split(r"(?<=[.!?])[\"'”’)\]]*\s+", text.strip()) if re.search(r"\w", s)]
 
 
 async def test_answers_are_short_and_never_loop(stack):

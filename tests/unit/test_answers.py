@@ -107,3 +107,21 @@ def test_a_title_or_an_initial_does_not_end_a_sentence(step):
         "Dr. Seuss wrote it. J. K. Rowling wrote more, e.g. magic. Mrs. Lee reads them.",
         True,
     )
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_sentence_ends_behind_closing_quotes_or_brackets(step):
+    # As SmolLM2 wrote one answer: the quotes hid two sentence ends, and five were spoken.
+    text = (
+        'Plants need water. They need sunlight! They need food to grow healthy."" '
+        "That's really good information!\" You're right, Miss Harper!"
+    )
+    assert spoken(text, step=step) == (
+        'Plants need water. They need sunlight! They need food to grow healthy.""',
+        True,
+    )
+    text = 'She said "Be kind." Then she smiled (as always.) The end! Really!'
+    assert spoken(text, step=step) == (
+        'She said "Be kind." Then she smiled (as always.) The end!',
+        True,
+    )

@@ -138,6 +138,15 @@ async def test_a_title_behind_the_answer_guard_is_not_a_piece_of_its_own():
     assert heard[0] == "Dr. Seuss wrote many funny books", heard
 
 
+async def test_a_sentence_closed_by_quotes_is_one_piece_behind_the_answer_guard():
+    guard, aggregator = AnswerGuard(), FirstClauseAggregator(min_words=20, max_words=20)
+    heard = []
+    for token in tokens('It is "yes." It is "no." Maybe!'):
+        heard += [piece.text async for piece in aggregator.aggregate(guard.feed(token))]
+    heard += [guard.flush()]
+    assert heard == ['It is "yes."', 'It is "no."', "Maybe!"], heard
+
+
 async def test_an_interruption_starts_a_new_response():
     aggregator = FirstClauseAggregator()
     [_ async for _ in aggregator.aggregate("Once upon a time there was")]
