@@ -182,7 +182,7 @@ async def ask(caller: Caller, pcm: bytes) -> tuple[str, bytes, dict]:
     return transcript, caller.audio_between(spoken_at), latency[-1]
 
 
-def finals(caller: Caller) -> list[str]:
+def finals(caller: Caller | SocketCaller) -> list[str]:
     """The text of each final transcript of the caller's speech, in order."""
     return [
         m["data"]["text"] for m in caller.of_type("user-transcription") if m["data"].get("final")
@@ -241,20 +241,16 @@ class SocketCaller:
 
     async def ask(self, pcm: bytes) -> tuple[str, bytes]:
         """Speak `pcm`; return what the bot heard and the audio of its answer."""
-        finals_before = len(self.finals())
+        finals_before = len(finals(self))
         stops_before = len(self.of_type("bot-stopped-speaking"))
         asked = time.monotonic()
         self.say(pcm)
-        finals = await self.wait_for(
-            lambda: self.finals()[finals_before:], 60, "the question's transcript"
-        )
         await self.wait_for(
             lambda: len(self.of_type("bot-stopped-speaking")) > stops_before, 90, "the answer"
         )
-        return finals[-1]["data"]["text"], b"".join(p for at, p in self.audio if at > asked)
-
-    def finals(self) -> list[dict]:
-        return [m for m in self.of_type("user-transcription") if m["data"]["final"]]
+        transcript = " ".join(finals(self)[finals_before:])  # every piece, as in `ask` above
+        assert transcript, "the question was never transcribed"
+        return transcript, b"".join(p for at, p in self.audio if at > asked)
 
     def say(self, pcm: bytes) -> None:
         self._pending += pcm

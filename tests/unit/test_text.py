@@ -129,21 +129,23 @@ async def test_each_sentence_the_answer_guard_passes_on_is_spoken_at_once():
     assert heard[2][1].endswith("vegetable. Y"), heard[2][1]
 
 
-async def test_a_title_behind_the_answer_guard_is_not_a_piece_of_its_own():
-    guard, aggregator = AnswerGuard(), FirstClauseAggregator()
-    heard = []
-    for token in tokens("Dr. Seuss wrote many funny books for children. They rhyme."):
+async def behind_the_guard(answer: str, aggregator: FirstClauseAggregator) -> list[str]:
+    """The pieces the TTS server gets for `answer`, streamed through an AnswerGuard first."""
+    guard, heard = AnswerGuard(), []
+    for token in tokens(answer):
         heard += [piece.text async for piece in aggregator.aggregate(guard.feed(token))]
-    heard += [guard.flush()]
+    return [*heard, guard.flush()]
+
+
+async def test_a_title_behind_the_answer_guard_is_not_a_piece_of_its_own():
+    answer = "Dr. Seuss wrote many funny books for children. They rhyme."
+    heard = await behind_the_guard(answer, FirstClauseAggregator())
     assert heard[0] == "Dr. Seuss wrote many funny books", heard
 
 
 async def test_a_sentence_closed_by_quotes_is_one_piece_behind_the_answer_guard():
-    guard, aggregator = AnswerGuard(), FirstClauseAggregator(min_words=20, max_words=20)
-    heard = []
-    for token in tokens('It is "yes." It is "no." Maybe!'):
-        heard += [piece.text async for piece in aggregator.aggregate(guard.feed(token))]
-    heard += [guard.flush()]
+    answer = 'It is "yes." It is "no." Maybe!'
+    heard = await behind_the_guard(answer, FirstClauseAggregator(min_words=20, max_words=20))
     assert heard == ['It is "yes."', 'It is "no."', "Maybe!"], heard
 
 
