@@ -2,8 +2,8 @@
 
     python scripts/noise_study.py [--out .cache/noise-study.json]
 
-Speaks the turn study's complete questions (`scripts/turn_study.py`) in two voices each, from
-espeak-ng, piper and hibari, adds room noise (pink-ish, `scripts/make_questions.py`) at several
+Speaks 20 complete questions in two voices each, from
+espeak-ng, piper and hibari, adds room noise (pink-ish, `scripts/speech.py`) at several
 signal-to-noise ratios, and hears each clip two ways: as it is, and through the kit's RNNoise
 (`bot/denoise.py`). For each it reports
 - Whisper's word error rate (the kit's decoder, on the clip up to 30 ms after the last word, as
@@ -27,10 +27,32 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
-from scripts.make_questions import ENGINES, RATE, _noise, _trim  # noqa: E402
-from scripts.turn_study import COMPLETE, EARLY_SECS, VOICES  # noqa: E402
+from scripts.speech import ENGINES, RATE, _noise, _trim  # noqa: E402
 
 SNRS = (None, 10, 5, 0)  # dB; None: clean
+EARLY_SECS = Settings.model_fields["turn_early_secs"].default
+COMPLETE = [
+    *("What is the capital of Italy?", "How do airplanes stay up in the sky?"),
+    *("Why is grass green?", "Can you count to five for me?", "What sound does a cow make?"),
+    *("How many days are in a week?", "Tell me about the planet Mars."),
+    *("What is two plus two?", "Where does rain come from?", "Why do birds sing?"),
+    *("What is the biggest dog in the world?", "Do fish ever sleep?", "What is nine times six?"),
+    *("Who invented the light bulb?", "How hot is the sun?", "I like turtles."),
+    *("Please tell me a story about a dragon.", "My dog is called Max.", "Can elephants swim?"),
+    "What color is a giraffe's tongue?",
+]
+VOICES = [
+    ("espeak", "en-us+f2", 150),
+    ("espeak", "en-gb-x-rp", 175),
+    ("espeak", "en-us+m5", 130),
+    ("espeak", "en-westmidlands", 165),
+    ("espeak", "en-scottish", 190),
+    ("piper", "joe", 0.85),
+    ("piper", "joe", 1.2),
+    ("hibari", "heart", 0.9),
+    ("hibari", "heart", 1.15),
+    ("espeak", "en-us", 160),
+]
 LEAD_SECS, TAIL_SECS = 1.0, 2.0
 _NUMBERS = {"2": "two", "5": "five", "6": "six", "9": "nine"}
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from scripts.caller import FRAME_SAMPLES, MIC_RATE, SILENCE_LEVEL, Microphone
-from scripts.make_questions import _noise
+from scripts.speech import _noise
 
 
 def question_in_noise() -> tuple[bytes, int]:

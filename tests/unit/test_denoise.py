@@ -14,7 +14,7 @@ from bot.denoise import Denoiser, denoiser
 from bot.models import SpeechModel
 from bot.pipeline import context_aggregators, transport_params
 from bot.tuning import tuning
-from scripts.make_questions import _noise
+from scripts.speech import _noise
 from tests.support import FIXTURES
 
 pytestmark = pytest.mark.unit
