@@ -7,7 +7,7 @@ INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip in
 EXTRAS := --extra bot --extra tts --extra piper --extra llm
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium espeak-ng run test test-fast lint typecheck hooks format bench turn-study noise-study
+.PHONY: help install chromium voices run test test-fast lint typecheck hooks format bench turn-study noise-study
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -19,20 +19,27 @@ install: ## Install the kit into .venv from uv.lock (installs uv when missing)
 run: install ## Start LLM, TTS server and bot natively; prints the page's URL
 	@$(UV) run --frozen $(EXTRAS) python scripts/run.py
 
-# Debian packages, installed when their command is missing: $(call apt,command,package,why).
+# Debian packages, installed when their command is missing: $(call apt,command,package,why);
+# apt_file: the same for a package known by one of its files, $(call apt_file,path,package,why).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-apt = @command -v $(1) >/dev/null 2>&1 || { echo "installing $(2) from the OS packages ($(3))"; \
-	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(2) >/dev/null; }
+apt_install = { echo "installing $(1) from the OS packages ($(2))"; \
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(1) >/dev/null; }
+apt = @command -v $(1) >/dev/null 2>&1 || $(call apt_install,$(2),$(3))
+apt_file = @test -e $(1) || $(call apt_install,$(2),$(3))
 
 # Browser tests drive the OS's Chromium; Playwright's own browser download is never used.
 chromium:
 	$(call apt,chromium,chromium,browser tests)
 
-# One of the voices the benchmark's questions are spoken in.
-espeak-ng:
-	$(call apt,espeak-ng,espeak-ng,the benchmark's questions)
+# The voices the turn set is spoken in, besides the kit's own (scripts/speech.py).
+voices:
+	$(call apt,espeak-ng,espeak-ng,the turn set's voices)
+	$(call apt,flite,flite,the turn set's voices)
+	$(call apt,text2wave,festival,the turn set's voices)
+	$(call apt_file,/usr/share/festival/voices/english/kal_diphone,festvox-kallpc16k,the turn set's voices)
+	$(call apt_file,/usr/share/festival/voices/us/cmu_us_slt_arctic_hts,festvox-us-slt-hts,the turn set's voices)
 
-test: install chromium espeak-ng ## Install what the tests need and run the whole suite
+test: install chromium voices ## Install what the tests need and run the whole suite
 	@$(UV) run --frozen $(EXTRAS) pytest
 
 test-fast: install ## Unit tests only (marker unit; seconds)
@@ -43,7 +50,7 @@ test-pipeline: install ## Pipeline tests: Pipecat processors and models in one p
 	@$(UV) run --frozen $(EXTRAS) pytest -m pipeline
 test-contract: install ## Contract tests: the TTS server as a process, its clients, fuzzing
 	@$(UV) run --frozen $(EXTRAS) pytest -m contract
-test-e2e: install espeak-ng ## End-to-end tests: the whole stack as processes, real callers
+test-e2e: install voices ## End-to-end tests: the whole stack as processes, real callers
 	@$(UV) run --frozen $(EXTRAS) pytest -m e2e
 test-browser: install chromium ## Browser tests: the page in headless Chromium
 	@$(UV) run --frozen $(EXTRAS) pytest -m browser
@@ -65,15 +72,15 @@ format: install ## Apply ruff's fixes and formatting
 	@$(UV) run --frozen $(EXTRAS) ruff check --fix .
 	@$(UV) run --frozen $(EXTRAS) ruff format .
 
-# BENCH_URL: any running bot (make run's, Compose's, a Modal URL); COMPARE=seed: the seed's
-# configuration too, on the same questions, interleaved.
-bench: install espeak-ng ## Latency benchmark over WebRTC against a running bot [BENCH_URL=… COMPARE=seed | CALLS=N]
-	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS))
+# BENCH_URL: any running bot (make run's, Compose's, a Modal URL); PART: the turn set's held-out
+# part (default), dev, tune or all; COMPARE=seed: the seed's configuration too, on the same turns.
+bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N]
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS))
 
-turn-study: install espeak-ng ## When turns end on sentences cut off mid-way and on complete questions (no bot needed)
+turn-study: install voices ## When the turn policy would end each turn of the turn set, per part (no bot needed)
 	@$(UV) run --frozen $(EXTRAS) python scripts/turn_study.py
 
-noise-study: install espeak-ng ## Whisper's words and the VAD's turns in room noise, with and without RNNoise (no bot needed)
+noise-study: install voices ## Whisper's words and the VAD's turns in room noise, with and without RNNoise (no bot needed)
 	@$(UV) run --frozen $(EXTRAS) python scripts/noise_study.py
 
 # --- Docker Compose (compose/compose.yaml): one profile per target --------------------------------

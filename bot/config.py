@@ -81,10 +81,16 @@ class Settings(BaseSettings):
         "EMPTY", description="Bearer token for vLLM --api-key; 'EMPTY' for none"
     )
     llm_max_tokens: int = Field(120, ge=1, le=4096)
-    # A hung server (a stopped process, a stuck GPU) counts as down after this much silence.
+    # A hung server (a stopped process, a stuck GPU) counts as down after this much silence, and
+    # the caller hears the apology. A large model on a CPU may need more for a cold first token.
     llm_timeout_secs: float = Field(
-        8.0, gt=0, le=600, description="longest wait for the LLM's first token, or between two"
+        4.5, gt=0, le=600, description="longest wait for the LLM's first token, or between two"
     )
+    # Said when an answer has no words this long after the caller's turn ended (0: never).
+    llm_filler_secs: float = Field(
+        2.0, ge=0, le=600, description="silence before the filler while the LLM is slow"
+    )
+    bot_filler: str = Field("Hmm, let me think.", description="the filler; empty: none")
     # Sampling, sent to every server (Ollama, vLLM and llama.cpp all read these OpenAI fields).
     llm_temperature: float = Field(0.5, ge=0, le=2)
     llm_frequency_penalty: float = Field(0.5, ge=-2, le=2)
@@ -152,7 +158,9 @@ class Settings(BaseSettings):
     vad_confidence: float = Field(0.7, gt=0, le=1)
     vad_start_secs: float = Field(0.2, ge=0, le=2)
     vad_stop_secs: float = Field(0.2, ge=0, le=3)
-    vad_min_volume: float = Field(0.6, ge=0, le=1)
+    # Pipecat's default is 0.6 (about -50 LUFS): a quiet caller, or one far from the phone,
+    # was never heard (make turn-study).
+    vad_min_volume: float = Field(0.5, ge=0, le=1)
     turn_detection: Literal["hybrid", "smart-turn", "silence"] = Field(
         "hybrid",
         description="hybrid: Smart Turn v3 and the transcript, answered speculatively "
@@ -162,6 +170,21 @@ class Settings(BaseSettings):
     turn_stop_secs: float = Field(
         1.5, gt=0, le=10, description="longest wait on a turn that sounds unfinished"
     )
+    # hybrid: silence after the last word that ends a finished-sounding turn (held audio means
+    # the wait costs nothing while the answer's first audio is not ready anyway).
+    turn_question_secs: float = Field(
+        0.35, gt=0, le=10, description="hybrid: silence that ends a question or request"
+    )
+    turn_statement_secs: float = Field(
+        0.4, gt=0, le=10, description="hybrid: silence that ends a statement Smart Turn finds done"
+    )
+    turn_resume_secs: float = Field(
+        0.5,
+        ge=0,
+        le=5,
+        description="hybrid: the caller speaking this soon after the answer began goes on with "
+        "their turn: the bot stops at once and answers it whole (0: never)",
+    )
     turn_early_secs: float = Field(
         0.03,
         gt=0,
@@ -170,8 +193,17 @@ class Settings(BaseSettings):
         "(the VAD hears in 32 ms windows: 0.03 is its first silent one)",
     )
     turn_silence_secs: float = Field(0.6, gt=0, le=10, description="silence mode: turn ends after")
+    vad_floor_margin_db: float = Field(
+        6.0,
+        ge=0,
+        le=40,
+        description="a window this much above the line's level while the caller is quiet "
+        "(other voices, music, a fan) can be speech; 0: Silero alone",
+    )
     rnnoise: bool = Field(
-        True, description="RNNoise on what the VAD hears (not Whisper), where its wheel exists"
+        False,
+        description="RNNoise on what the VAD hears (not Whisper), where its wheel exists; off: it "
+        "silenced phone-band speech, and the noise floor does its work (make turn-study)",
     )
 
     @field_validator("bot_log_level", "whisper_device", "bot_mode", "turn_detection", mode="before")

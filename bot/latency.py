@@ -42,11 +42,24 @@ class TurnLatency:
 
     @classmethod
     def from_contributions(
-        cls, turn: int, contributions: list[tuple[str, float]], kind: str = "turn"
+        cls,
+        turn: int,
+        contributions: list[tuple[str, float, float]],
+        kind: str = "turn",
+        decided: float | None = None,
     ) -> TurnLatency:
+        """Fold (key, start, seconds) contributions, times from the caller's last word, into the
+        stages. The answer's own work (LLM, TTS, output) done before `decided`, when the turn
+        was confirmed, counts as endpointing: it was started speculatively and held
+        (bot/speculation.py), so the caller waited for the verdict, not for it."""
         stages: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-        for key, secs in contributions:
-            stages[_STAGE_OF_KEY.get(key, "rest")] += secs
+        for key, start, secs in contributions:
+            stage = _STAGE_OF_KEY.get(key, "rest")
+            waited = 0.0
+            if decided is not None and stage != "stt" and key != "pipeline":
+                waited = min(secs, max(0.0, decided - start))
+            stages["endpointing"] += waited
+            stages[stage] += secs - waited
         return cls(turn, sum(stages.values()), stages, kind)
 
     def log_line(self) -> str:

@@ -29,6 +29,14 @@ answer's own task, never `asyncio.wait_for`: Pipecat replaces that with `wait_fo
 < 3.12), which on a cancellation landing just as the request returns drops the open stream
 unclosed, and llama.cpp then writes a withdrawn answer to its end in the call's slot (seen: 120
 tokens, 3.7 s, with the confirmed answer waiting behind it).
+
+An answer still unwritten `filler_secs` after its turn was confirmed gets a short spoken filler
+("Hmm, let me think."), so that a slow or hung server is not heard as silence; the apology
+follows at the deadline.
+
+An answer to a turn not yet confirmed goes on to TTS as it is written and is held as speech
+(bot/speculation.py). When it is withdrawn, the LLM stops writing it (Pipecat's own handling)
+and sends an interruption downstream, so that TTS drops what it made of it too.
 """
 
 from __future__ import annotations
@@ -39,10 +47,20 @@ from typing import Any
 import httpx
 import openai
 from loguru import logger
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    Frame,
+    InterruptionFrame,
+    LLMContextFrame,
+    TTSSpeakFrame,
+    UserStoppedSpeakingFrame,
+)
 from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 
 from bot.answers import AnswerGuard
+from bot.speculation import SpeakingGate
 
 
 def recent(messages: list[dict], turns: int) -> list[dict]:
@@ -60,6 +78,25 @@ def recent(messages: list[dict], turns: int) -> list[dict]:
     if len(users) <= keep:
         return messages
     return messages[:head] + messages[users[-keep] :]
+
+
+def joined(messages: list[dict]) -> list[dict]:
+    """`messages` with consecutive user messages joined into one: a caller who went on just
+    after the answer began left two (bot/turns.py, `Resumption`), and some chat templates
+    refuse two user messages in a row."""
+    out: list[dict] = []
+    for message in messages:
+        previous = out[-1] if out else None
+        if (
+            previous is not None
+            and previous.get("role") == message.get("role") == "user"
+            and isinstance(previous.get("content"), str)
+            and isinstance(message.get("content"), str)
+        ):
+            out[-1] = {**previous, "content": f"{previous['content']} {message['content']}"}
+        else:
+            out.append(message)
+    return out
 
 
 class _AnswerEnded(Exception):
@@ -118,9 +155,18 @@ class KitLLMService(OpenAILLMService):
         timeout_secs: float,
         history_turns: int = 0,
         slot: int | None = None,
+        filler: str = "",
+        filler_secs: float = 0.0,
         **kwargs: Any,
     ):
+        """`filler` is spoken when an answer has no words `filler_secs` after its turn was
+        confirmed (none if empty or 0)."""
         super().__init__(**kwargs)
+        # Pipecat's gate holds an unconfirmed answer as text; this one lets it through to TTS.
+        self._speculation_gate = SpeakingGate(name=f"{self}::SpeculationGate")
+        self._filler = filler
+        self._filler_secs = filler_secs
+        self._confirmed = asyncio.Event()  # the turn being answered has ended
         self._guard = guard
         self._timeout_secs = timeout_secs
         self._history_turns = history_turns
@@ -132,7 +178,7 @@ class KitLLMService(OpenAILLMService):
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
-        params["messages"] = recent(list(params["messages"]), self._history_turns)
+        params["messages"] = recent(joined(list(params["messages"])), self._history_turns)
         return {**params, **self._slot_body(params.get("extra_body"))}
 
     def _slot_body(self, extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -152,14 +198,34 @@ class KitLLMService(OpenAILLMService):
         self._answer = _Deadline(stream, self._timeout_secs)
         return self._answer
 
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, LLMContextFrame):
+            # Set before the answer is written (the base class writes it in this call).
+            if frame.speculation:
+                self._confirmed.clear()
+            else:
+                self._confirmed.set()
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._confirmed.set()
+        withdrawn = (
+            isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation_gate.is_speculating
+        )
+        await super().process_frame(frame, direction)
+        if withdrawn:
+            # As when the caller cuts into speech: TTS drops the answer, HeldSpeech what it held.
+            await self.push_frame(InterruptionFrame())
+
     async def _process_context(self, context: LLMContext) -> None:
         self._guard.reset()
         self._written = []
         self._answer = None
+        filler = self.create_task(self._fill_silence(), f"{self}::filler")
         try:
             await super()._process_context(context)
         except _AnswerEnded:
             logger.debug(f"{self}: answer ended by the guard; generation stopped")
+        finally:
+            await self.cancel_task(filler)
         cut_short = self._answer is not None and self._answer.finish_reason == "length"
         if rest := self._guard.flush(complete=not cut_short):
             await self._pass_on(rest)
@@ -183,7 +249,7 @@ class KitLLMService(OpenAILLMService):
             try:
                 body: dict[str, Any] = {
                     "model": self._settings.model,
-                    "messages": recent(messages, self._history_turns),
+                    "messages": recent(joined(messages), self._history_turns),
                     "max_tokens": 1,
                     "stream": True,
                     **self._slot_body(),
@@ -195,6 +261,16 @@ class KitLLMService(OpenAILLMService):
                             pass
             except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as error:
                 logger.debug(f"{self}: priming skipped: {error.__class__.__name__}")
+
+    async def _fill_silence(self) -> None:
+        """Say the filler if the answer has no words `filler_secs` after its turn ended."""
+        if not (self._filler and self._filler_secs):
+            return
+        await self._confirmed.wait()
+        await asyncio.sleep(self._filler_secs)
+        if not self._written:
+            logger.debug(f"{self}: no words after {self._filler_secs:g} s; saying the filler")
+            await self.push_frame(TTSSpeakFrame(self._filler, append_to_context=False))
 
     async def _push_llm_text(self, text: str) -> None:
         if spoken := self._guard.feed(text):

@@ -38,10 +38,11 @@ from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.playout import drop_stale_audio
 from bot.services import make_llm, make_stt, make_tts
+from bot.speculation import HeldSpeech
 from bot.stt import SAMPLE_RATE as WHISPER_RATE
 from bot.tts import SERVER_RATE
 from bot.tuning import Tuning, tuning
-from bot.turns import call_vad, turn_strategies
+from bot.turns import call_vad, turn_policy, turn_strategies
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
 AUDIO_IN_RATE = WHISPER_RATE
@@ -101,6 +102,7 @@ async def run_call(
             user_aggregator,
             llm,
             tts,
+            HeldSpeech(),  # an answer to a turn not yet confirmed waits here, as audio
             transport.output(),
             assistant_aggregator,
         ]
@@ -136,11 +138,10 @@ def context_aggregators(
     (Silero VAD, aware of mid-sentence pauses and hearing through RNNoise, and the turn
     strategies)."""
     vad = call_vad(settings, tune.vad_stop_secs)
+    strategies = turn_strategies(tune, vad, turn_policy(settings), speech.turn_model, context)
     return LLMContextAggregatorPair(
         context,
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad, user_turn_strategies=turn_strategies(tune, vad, speech.turn_model)
-        ),
+        user_params=LLMUserAggregatorParams(vad_analyzer=vad, user_turn_strategies=strategies),
     )
 
 
@@ -207,9 +208,11 @@ class CallEvents:
         report, call_id = self.report, self.call_id
         kind = "greeting" if breakdown.measured_from is MeasuredFrom.CLIENT_CONNECTED else "turn"
         number = len(report.latency.user_turns()) + (1 if kind == "turn" else 0)
-        turn = TurnLatency.from_contributions(
-            number, [(c.key, c.duration_secs) for c in breakdown.contributions], kind
-        )
+        start = breakdown.user_turn_start_time or 0.0
+        contributions = [
+            (c.key, c.start_time - start, c.duration_secs) for c in breakdown.contributions
+        ]
+        turn = TurnLatency.from_contributions(number, contributions, kind, breakdown.user_turn_secs)
         report.latency.add(turn)
         if self.metrics:
             self.metrics.turn(turn)

@@ -49,6 +49,8 @@ def make_llm(settings: Settings, slot: int | None = None) -> KitLLMService:
             max_sentences=settings.bot_max_answer_sentences,
         ),
         timeout_secs=settings.llm_timeout_secs,
+        filler=settings.bot_filler,
+        filler_secs=settings.llm_filler_secs,
         history_turns=settings.bot_history_turns,
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key,

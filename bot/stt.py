@@ -12,7 +12,9 @@ Early transcription: when the turn strategy hears the caller pause (`TranscribeN
 bot/turns.py), the segment so far is transcribed at once, ahead of the VAD's stop, and announced
 as an `EagerTranscriptionFrame`. When the VAD then stops and nothing but silence came in
 between, that result is the segment's transcript: the same audio, so the same words, and Whisper
-is off the turn's critical path. If the caller went on, it is dropped.
+is off the turn's critical path. If the caller went on, it is dropped; and if Whisper wrote no
+end to the sentence, the segment is heard again whole: a soft last word ("why do cats purr")
+the VAD took for silence is often what it lacked (seen in the turn study).
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class TranscribeNowFrame(SystemFrame):
 # After an early transcript, what came in until the VAD's stop counts as silence below this
 # share of the segment's loudest sample (Whisper hears the line as it is, room noise and all).
 _SILENCE_SHARE = 0.2
+_SENTENCE_ENDS = (".", "?", "!", '."', '?"', '!"')
 
 
 @dataclass
@@ -116,6 +119,11 @@ class _Early:
 
     pcm: bytes
     task: asyncio.Task[list[Frame]]
+
+    async def ended(self) -> bool:
+        """Whether Whisper wrote the end of a sentence (waits for the transcription)."""
+        texts = [f.text.strip() for f in await self.task if isinstance(f, TranscriptionFrame)]
+        return bool(texts) and texts[-1].endswith(_SENTENCE_ENDS)
 
     def covers(self, pcm: bytes, tail: int) -> bool:
         """Whether `pcm` (the segment at the VAD's stop, then `tail` bytes of padding) is this
@@ -177,7 +185,11 @@ class SharedWhisperSTTService(WhisperSTTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         early = self._early
-        if early is not None and early.covers(audio, len(self._trailing_silence())):
+        if (
+            early is not None
+            and early.covers(audio, len(self._trailing_silence()))
+            and await early.ended()
+        ):
             self._early = None
             for frame in await early.task:
                 yield frame

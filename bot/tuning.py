@@ -23,7 +23,6 @@ class Tuning:
     vad_stop_secs: float
     turn_detection: Literal["hybrid", "smart-turn", "silence"]
     turn_stop_secs: float
-    turn_early_secs: float
     turn_silence_secs: float
     trim_window: bool
     stock_tts: bool  # Pipecat's XTTSService: no early first clause, audio in 1 s blocks
@@ -35,7 +34,6 @@ def tuning(settings: Settings, profile: Profile = "kit") -> Tuning:
             vad_stop_secs=0.5,
             turn_detection="smart-turn",
             turn_stop_secs=1.5,
-            turn_early_secs=settings.turn_early_secs,
             turn_silence_secs=settings.turn_silence_secs,
             trim_window=False,
             stock_tts=True,
@@ -44,7 +42,6 @@ def tuning(settings: Settings, profile: Profile = "kit") -> Tuning:
         vad_stop_secs=settings.vad_stop_secs,
         turn_detection=settings.turn_detection,
         turn_stop_secs=settings.turn_stop_secs,
-        turn_early_secs=settings.turn_early_secs,
         turn_silence_secs=settings.turn_silence_secs,
         trim_window=settings.whisper_trim_window,
         stock_tts=False,

@@ -1,35 +1,35 @@
-"""When the caller has finished speaking: Smart Turn v3's verdict and what Whisper wrote, weighed
-at the first pause, with the answer generated speculatively while the turn is still open.
-
-Pipecat's Smart Turn strategy trusts the model alone. On unfamiliar and synthetic voices it
-judges many complete questions unfinished (probabilities of 0.05 to 0.5 for "Why is the sky
-blue?"), and such a turn then waits out the 1.5 s fallback. Whisper punctuates what it hears, and
-that is strong evidence the model lacks: a question mark ends the turn whatever the probability,
-while "I was wondering..." or "So my question is" keeps it open for the rest of the sentence.
+"""When the caller has finished speaking, decided at every pause with the answer already on its
+way; and the caller heard over other voices.
 
 One turn, from the caller's last word (T):
 - T + TURN_EARLY_SECS of silence (a pause): Whisper transcribes what was said so far (the STT
   service, asked with `TranscribeNowFrame`). Smart Turn then scores the turn's audio only if the
-  text leaves the verdict to it: a question mark ends the turn and an opening ("Can you tell me")
-  keeps it open whatever the model says. Run one after the other, not side by side, the two do
-  not share the CPU: on two cores Whisper alone takes ~100 ms, ~160-200 ms beside Smart Turn.
+  words leave the verdict to it (bot/turn_policy.py): a question or a request ends the turn, an
+  opening ("Can you tell me") keeps it open, whatever the model says. Run one after the other,
+  not side by side, the two do not share the CPU.
 - With the transcript (and the probability, where it counts), and a turn likely to end soon
-  (`TurnPolicy.may_speculate`), the LLM starts on that transcript; Pipecat's speculation gate
-  holds its answer back until the turn is confirmed.
-- T + VAD_STOP_SECS (the VAD's stop): the committed transcript is the early one, reused if nothing
-  was said since. `TurnPolicy` decides: end now (the held answer is released at once), or wait
-  longer, scoring the turn again every `rescore_secs` as the silence grows (Smart Turn grows
-  surer of a finished sentence with every tenth of a second of silence after it). Speech before
-  the decision withdraws the speculative answer (and frees its llama.cpp slot): the caller never
-  hears it.
+  (`TurnPolicy.may_speculate`), the answer starts on that transcript: the LLM writes it, TTS
+  speaks it, and its audio is held (bot/speculation.py) until the turn is confirmed.
+- From T + VAD_STOP_SECS (the VAD's stop): `TurnPolicy.end_after` says how much silence ends the
+  turn, from the words, Smart Turn's probability (scored again every `rescore_secs` as the
+  silence grows) and this caller's own gaps between sentences earlier in the call. The turn ends
+  once that much silence has been heard (the held answer plays at once). Speech before then
+  withdraws the answer unheard, and the pause counts as one of the caller's gaps.
+- The caller speaks again within `resume_secs` of the answer's first audio (`ResumeStartStrategy`):
+  the bot stops at once, the cut answer is forgotten, and the next answer is to the whole turn.
+
+In babble (other people talking) Silero hears speech everywhere and would hold the caller's turn
+open long after their words. `PauseAwareVAD` therefore also compares each window's level with
+the line's level while the caller was quiet (`NoiseFloor`): a window not clearly above it is not
+the caller's voice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import math
 import time
-from enum import Enum
+from collections import deque
 
 import numpy as np
 from loguru import logger
@@ -37,6 +37,8 @@ from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnal
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     EagerTranscriptionFrame,
     Frame,
     InputAudioRawFrame,
@@ -46,8 +48,14 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.metrics.metrics import TurnMetricsData
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
+from pipecat.turns.user_start import (
+    BaseUserTurnStartStrategy,
+    TranscriptionUserTurnStartStrategy,
+    VADUserTurnStartStrategy,
+)
 from pipecat.turns.user_stop import (
     BaseUserTurnStopStrategy,
     NormalizedMatch,
@@ -60,126 +68,115 @@ from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
 from bot.stt import SAMPLE_RATE, TranscribeNowFrame
 from bot.tuning import Tuning
+from bot.turn_policy import Cue, TurnPolicy, cue
 
-_SMART_TURN_PACKAGE, _SMART_TURN_FILE = (
-    "pipecat.audio.turn.smart_turn.data",
-    "smart-turn-v3.2-cpu.onnx",
-)
 # Smart Turn reads the last 8 s; the turn's audio starts this long before its first speech.
 _SMART_TURN_SECS = 8.0
 _PRE_SPEECH_SECS = 0.5
 _FRAME_SECS = 0.02  # a transport's audio frame: a wait is heard out to within one
 _STALLED_INPUT_SECS = 1.0  # no audio this long after a wait's end: the input has stopped
+# Silero's confidence from which a window may be the caller starting again: a turn does not end
+# on it (the VAD's own threshold, 0.7, missed soft onsets by 0.1-0.4 s; make turn-study). Nor on
+# a frame this far above the room's level (and this loud).
+STIRRING = 0.3
+ONSET_DB, ONSET_MIN_DBFS = 12.0, -55.0
 
 
-class Cue(Enum):
-    """What the end of a transcript says about the turn."""
-
-    ASKED = "asked"  # a question or exclamation mark: finished
-    SAID = "said"  # a full stop: probably finished
-    OPENING = "opening"  # "I was wondering", "Can you tell me": the question is still to come
-    TRAILING = "trailing"  # a comma, dash or ellipsis: the caller is mid-sentence
-    DANGLING = "dangling"  # ends on a word few sentences end on ("and", "the", "is", "um")
-    BARE = "bare"  # no punctuation: the transcript alone cannot tell
-
-
-# Words a spoken English sentence rarely ends on, unless it is a question (which Whisper marks):
-# articles, conjunctions, a few prepositions, auxiliaries, possessives and fillers.
-DANGLING = frozenset(
-    {
-        *("a", "an", "the", "and", "or", "but", "because", "if", "when", "while", "than"),
-        *("of", "to", "with", "from", "about", "into", "for"),
-        *("is", "are", "was", "were", "am", "be", "can", "could", "will", "would", "should"),
-        *("my", "your", "his", "her", "our", "their"),
-        *("um", "uh", "er", "erm", "hmm"),
-    }
-)
-_TRAILING = (",", ";", ":", "-", "—", "–", "…", "...")
-# Openings that announce the question still to come. Said alone, with whatever punctuation
-# Whisper gives them ("I was wondering." is common), the caller has not finished, whatever Smart
-# Turn says (p 0.6 seen for "I was wondering", 0.96 for "Can you tell me" on synthetic voices).
-PREAMBLES = (
-    *("i was wondering", "i am wondering", "i'm wondering", "i wonder"),
-    *("my question is", "the question is", "i have a question", "let me ask you"),
-    *("i want to know", "i'd like to know", "i would like to know"),
-    *("can you tell me", "could you tell me", "tell me"),
-)
+def turn_policy(settings: Settings) -> TurnPolicy:
+    """The call's turn-taking thresholds, from the settings."""
+    return TurnPolicy(
+        early_secs=settings.turn_early_secs,
+        question_wait=settings.turn_question_secs,
+        statement_wait=settings.turn_statement_secs,
+        open_wait=settings.turn_stop_secs,
+        resume_secs=settings.turn_resume_secs,
+    )
 
 
-def cue(text: str) -> Cue:
-    """Classify the end of a transcript."""
-    text = text.strip().strip("\"'")
-    words = re.findall(r"[a-z']+", text.lower())
-    if (" " + " ".join(words[-5:])).endswith(tuple(f" {p}" for p in PREAMBLES)):
-        return Cue.OPENING
-    if not text or text.endswith(_TRAILING):
-        return Cue.TRAILING
-    if text.endswith(("?", "!")):
-        return Cue.ASKED
-    if words and words[-1] in DANGLING:
-        return Cue.DANGLING
-    return Cue.SAID if text.endswith(".") else Cue.BARE
+class NoiseFloor:
+    """The room's level, and whether the line stands out from it now.
 
+    Measured on the line as it is (RNNoise would hide the room between words and let it through
+    in between), as power over the last `smooth_secs`: over a fifth of a second, other voices'
+    syllables blur into a steady level that a caller 10 dB louder stands out from (over 32 ms
+    they overlap). The floor is the 10th percentile of that level over the last seconds: the
+    room is there between the caller's words and while they listen, so it needs no one to say
+    who was speaking (Silero cannot: it hears the other voices as speech). Audio not `margin_db`
+    above it does not count as the caller's voice, whatever Silero says, and speech does not
+    start below `start_extra_db` more (other voices' loudest syllables reach the margin).
 
-class TurnPolicy:
-    """How much longer to wait, given the turn's transcript and Smart Turn's probability.
-
-    Smart Turn alone cannot be trusted with words that stop mid-sentence ("When I went to the
-    park...", "My favourite animal is the"): of 23 such pauses in `scripts/turn_study.py`
-    (sentences said whole by synthetic voices, cut off mid-way) it scored 10 above 0.6 after
-    0.2 s of silence and 20 before 0.75 s, as it scores finished questions. Such text therefore
-    waits `unfinished_wait` however sure the model is, which a pause to think (0.75 s) fits in,
-    and longer while the model agrees that it is unfinished.
-
-    The thresholds were tuned on generated speech (three engines, many voices and speeds, noise,
-    pauses, sentences cut off mid-way), not on the tests' recordings.
+    Only a room that sounds like speech to Silero (`voices`: other people talking) is gated so:
+    in a fan's or a street's steady noise Silero tells the caller apart itself, and a caller only
+    a few dB above such noise would otherwise not be heard at all. Until the room has been heard
+    for 0.3 s, everything counts.
     """
 
     def __init__(
-        self, *, open_wait: float = 1.5, unsure_wait: float = 1.0, unfinished_wait: float = 0.8
+        self,
+        margin_db: float,
+        *,
+        start_extra_db: float = 4.0,
+        smooth_secs: float = 0.2,
+        history_secs: float = 6.0,
+        frame_secs: float = 0.02,
     ):
-        self.open_wait = open_wait  # the caller sounds mid-sentence
-        self.unsure_wait = unsure_wait  # neither the text nor the model is sure
-        self.unfinished_wait = unfinished_wait  # the words stop mid-sentence, the voice does not
-        self.said_probability = 0.3  # a full stop, and the model does not object strongly
-        self.bare_probability = 0.6  # no punctuation
-        self.dangling_probability = 0.85  # a word few sentences end on: only a sure model counts
-        # Whisper also writes "..." where a slow voice trails off at the end of a question; the
-        # model, scored again as the silence grows, is then sure (0.81 after 0.4 s of silence
-        # for the slowest voice of the benchmark's set).
-        self.trailing_probability = 0.6
-        self.rescore_secs = 0.05  # while waiting, score the turn again this often
+        self.margin_db = margin_db
+        self.start_extra_db = start_extra_db
+        self._recent: deque[float] = deque(maxlen=max(1, round(smooth_secs / frame_secs)))
+        self._levels: deque[float] = deque(maxlen=max(1, round(history_secs / frame_secs)))
+        self._needed = max(1, round(0.3 / frame_secs))
+        # How much the room itself sounds like speech to Silero (0-1): undecided at first, so
+        # that people talking from the start of a call are kept out until Silero has heard them.
+        self._voices = 0.5
 
-    def needs_model(self, text: str) -> bool:
-        """Whether Smart Turn's probability can change the verdict on `text`."""
-        return cue(text) not in (Cue.ASKED, Cue.OPENING)
+    def listen(self, pcm: bytes) -> None:
+        """Take the line's next frame (16-bit PCM)."""
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+        self._recent.append(float(np.mean(samples**2)))
+        self._levels.append(self.level)
 
-    def wait(self, text: str, probability: float | None) -> float:
-        """Seconds of further silence before the turn ends; 0 ends it now. `probability` may be
-        None only where the text alone decides (`needs_model` is false)."""
-        kind = cue(text)
-        if kind is Cue.ASKED:
-            return 0.0
-        if kind is Cue.OPENING:
-            return self.open_wait
-        if probability is None:
-            raise ValueError(f"a {kind.value!r} transcript needs Smart Turn's probability")
-        match kind:
-            case Cue.TRAILING:
-                sure = probability >= self.trailing_probability
-                return self.unfinished_wait if sure else self.open_wait
-            case Cue.DANGLING:
-                sure = probability >= self.dangling_probability
-                return self.unfinished_wait if sure else self.open_wait
-            case Cue.SAID:
-                return 0.0 if probability >= self.said_probability else self.unsure_wait
-            case _:  # BARE: Whisper punctuates what sounds finished
-                sure = probability >= self.bare_probability
-                return self.unfinished_wait if sure else self.unsure_wait
+    @property
+    def rising(self) -> bool:
+        """Whether the latest frame alone is well above the room: the start of a sound, which
+        Silero may not yet call voice ("she", "please" on a phone line)."""
+        floor = self.floor
+        if floor is None or not self._recent:
+            return False
+        frame_db = 10 * math.log10(self._recent[-1] + 1e-10)
+        return frame_db >= max(floor + ONSET_DB, ONSET_MIN_DBFS)
 
-    def may_speculate(self, text: str, probability: float | None) -> bool:
-        """Worth answering before the turn is confirmed: it is likely to end soon."""
-        return self.wait(text, probability) < self.open_wait
+    @property
+    def level(self) -> float:
+        """The line's level now (its power over the last `smooth_secs`), in dBFS."""
+        power = sum(self._recent) / len(self._recent) if self._recent else 0.0
+        return 10 * math.log10(power + 1e-10)
+
+    @property
+    def floor(self) -> float | None:
+        """The room's level in dBFS, once known."""
+        if len(self._levels) < self._needed:
+            return None
+        return float(np.percentile(self._levels, 10))
+
+    def judge(self, confidence: float) -> None:
+        """Take Silero's confidence for the latest audio: at the room's level, it says whether
+        the room itself is talking."""
+        floor = self.floor
+        if floor is not None and self.level < floor + self.margin_db:
+            self._voices += 0.05 * (confidence - self._voices)
+
+    @property
+    def voices(self) -> bool:
+        """Whether the room sounds like other people talking."""
+        return self._voices >= 0.5
+
+    def stands_out(self, *, starting: bool = False) -> bool:
+        """Whether the line now can be the caller's voice (`starting` it), by its level."""
+        floor = self.floor
+        if floor is None or not self.voices:
+            return True
+        extra = self.start_extra_db if starting else 0.0
+        return self.level >= floor + self.margin_db + extra
 
 
 class PauseAwareVAD(SileroVADAnalyzer):
@@ -188,13 +185,17 @@ class PauseAwareVAD(SileroVADAnalyzer):
     The VAD calls speech over after `stop_secs` (0.2 s); the turn strategy starts its work at
     the first `TURN_EARLY_SECS` of that silence, on the same analysis rather than a second VAD.
     With `denoise`, it hears the line through RNNoise (bot/denoise.py), in its own thread; the
-    frames it is given, and so Whisper and Smart Turn, stay as they are.
+    frames it is given, and so Whisper and Smart Turn, stay as they are. With `floor_margin_db`,
+    a window no louder than that above the line's quiet level (`NoiseFloor`) is not speech.
     """
 
-    def __init__(self, *, denoise: bool = False, **kwargs):
+    def __init__(self, *, denoise: bool = False, floor_margin_db: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self._denoise = denoise
         self._denoiser: Denoiser | None = None
+        self._floor_margin_db = floor_margin_db
+        self._floor: NoiseFloor | None = None
+        self._confidence = 0.0  # Silero's, for the latest window, after the noise floor
 
     def set_sample_rate(self, sample_rate: int) -> None:
         super().set_sample_rate(sample_rate)
@@ -202,11 +203,25 @@ class PauseAwareVAD(SileroVADAnalyzer):
             if self._denoiser is not None:
                 self._denoiser.close()
             self._denoiser = denoiser(self.sample_rate)
+        if self._floor_margin_db:
+            self._floor = NoiseFloor(self._floor_margin_db)
 
     def _run_analyzer(self, buffer: bytes) -> VADState:
+        if self._floor is not None:
+            self._floor.listen(buffer)
         if self._denoiser is not None:
             buffer = self._denoiser(buffer)
         return super()._run_analyzer(buffer)
+
+    def voice_confidence(self, buffer: bytes) -> float:
+        confidence = float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+        if self._floor is not None:
+            self._floor.judge(confidence)
+            starting = self._vad_state in (VADState.QUIET, VADState.STARTING)
+            if not self._floor.stands_out(starting=starting):
+                confidence = 0.0
+        self._confidence = confidence
+        return confidence
 
     async def cleanup(self) -> None:
         if self._denoiser is not None:
@@ -225,6 +240,18 @@ class PauseAwareVAD(SileroVADAnalyzer):
         return self._vad_state in (VADState.STARTING, VADState.SPEAKING)
 
     @property
+    def stirring(self) -> bool:
+        """Voice in the latest window, or what may be the start of some: a soft onset ("she",
+        "please", a phone line) that Silero is not yet sure of."""
+        rising = self._floor is not None and self._floor.rising
+        return self.hearing or self._confidence >= STIRRING or rising
+
+    @property
+    def room_db(self) -> float | None:
+        """The room's noise floor in dBFS, once the noise floor has heard enough."""
+        return self._floor.floor if self._floor is not None else None
+
+    @property
     def pause_secs(self) -> float:
         """Silence so far inside a stretch of speech; 0 while speaking or before any speech."""
         if self._vad_state is not VADState.STOPPING:
@@ -236,6 +263,7 @@ def call_vad(settings: Settings, stop_secs: float) -> PauseAwareVAD:
     """The VAD a call hears with: the settings' Silero thresholds, through RNNoise if RNNOISE."""
     return PauseAwareVAD(
         denoise=settings.rnnoise,
+        floor_margin_db=settings.vad_floor_margin_db,
         params=VADParams(
             confidence=settings.vad_confidence,
             start_secs=settings.vad_start_secs,
@@ -280,9 +308,71 @@ class TurnAudio:
         return np.concatenate(self._chunks).astype(np.float32) / 32768
 
 
+class Resumption:
+    """A caller who goes on just after the answer began: shared by the start strategy that
+    notices it and the stop strategy that ends the resumed turn.
+
+    The answer they talked over (a word or two) leaves the conversation, so that the next
+    answer, to the whole turn, follows the caller's words directly.
+    """
+
+    def __init__(self, context: LLMContext | None = None):
+        self._context = context
+        self.pending = False  # a resumed turn has started and not yet been answered
+
+    def start(self) -> None:
+        self.pending = True
+
+    def settle(self) -> None:
+        """Before the resumed turn is answered: drop what the bot said since the caller's last
+        words (idempotent)."""
+        if not self.pending or self._context is None:
+            return
+        self.pending = False
+        messages = list(self._context.get_messages())
+        while (
+            messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
+        ):
+            messages.pop()
+        self._context.set_messages(messages)
+
+
+class ResumeStartStrategy(BaseUserTurnStartStrategy):
+    """Starts the caller's turn at once when they speak within `resume_secs` of the answer's
+    first audio: they had not finished. (Later, Pipecat's own start strategies decide.)"""
+
+    def __init__(self, *, vad: PauseAwareVAD, policy: TurnPolicy, resumption: Resumption):
+        super().__init__()
+        self._vad = vad
+        self._policy = policy
+        self._resumption = resumption
+        self._bot_started: float | None = None  # heard audio when the answer began
+        self._heard = 0.0  # seconds of input audio so far
+        self._voice = 0.0  # seconds of voice just now
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_started = self._heard
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_started = None
+        elif isinstance(frame, InputAudioRawFrame):
+            secs = frame.num_frames / frame.sample_rate
+            self._heard += secs
+            self._voice = self._voice + secs if self._vad.hearing else 0.0
+            since = None if self._bot_started is None else self._heard - self._bot_started
+            early = since is not None and since < self._policy.resume_secs
+            if early and self._voice >= self._policy.resume_voice_secs:
+                self._bot_started = None
+                logger.debug(f"{self}: the caller went on as the answer began; answering it whole")
+                self._resumption.start()
+                await self.trigger_user_turn_started()
+                return ProcessFrameResult.STOP
+        return ProcessFrameResult.CONTINUE
+
+
 class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
-    """Ends the caller's turn on Smart Turn's probability and Whisper's transcript together,
-    answering speculatively from the first pause (see the module's docstring)."""
+    """Ends the caller's turn when `TurnPolicy` says so, answering speculatively from the first
+    pause (see the module's docstring)."""
 
     def __init__(
         self,
@@ -290,14 +380,14 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         vad: PauseAwareVAD,
         model: SmartTurnModel,
         policy: TurnPolicy,
-        early_secs: float,
+        resumption: Resumption | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self._vad = vad
         self._model = model
         self._policy = policy
-        self._early_secs = early_secs
+        self._resumption = resumption or Resumption()
         self._match = NormalizedMatch()
         self._audio = TurnAudio()
         self._committed = ""  # final transcripts of this turn's segments
@@ -309,20 +399,23 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         self._segment_final = False
         self._speculation: str | None = None
         self._wait: asyncio.Task | None = None
-        # A wait counts heard audio, not the clock: frames that queue behind a busy event loop
-        # would otherwise let the clock run out while the caller's next words are still unread.
-        self._heard = 0.0  # seconds of input audio since the wait began
-        self._due: float | None = None  # the wait's length, once the clock has run it out
+        self._end_at: float | None = None  # the verdict: silence after the last word that ends it
+        # Silence is counted in heard audio, not by the clock: frames that queue behind a busy
+        # event loop would otherwise let the clock run out while the caller's next words are
+        # still unread.
+        self._silence: float | None = None  # since the last word, once the VAD has stopped
+        self._gaps: deque[float] = deque(maxlen=policy.gaps_kept)  # caller's, between sentences
+        self._gap_text = ""  # what the caller had said at the current pause
 
     # --- frames ---------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, InputAudioRawFrame):
             self._audio.add(frame.audio)
-            self._heard += frame.num_frames / frame.sample_rate
+            if self._silence is not None:
+                self._silence += frame.num_frames / frame.sample_rate
             await self._track_pause()
-            if self._due is not None:
-                await self._end_if_due()
+            await self._end_if_due()
         elif isinstance(frame, EagerTranscriptionFrame):
             if self._paused:
                 self._eager = frame.text.strip()
@@ -330,6 +423,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
                 await self._maybe_speculate()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._vad_stopped = True
+            self._silence = frame.stop_secs
             if not self._paused:  # a pause too short for early work (TURN_EARLY_SECS ≥ stop)
                 await self._begin_pause(transcribe=False)
             await self._maybe_decide()
@@ -341,15 +435,17 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
             await self._maybe_speculate()
             await self._maybe_decide()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            # Speech again after the VAD's stop: the turn goes on.
-            self._vad_stopped = False
+            # Speech again after the VAD's stop: the turn goes on, after a gap this long.
+            if self._silence is not None:
+                self._note_gap(self._silence - frame.start_secs)
+            self._vad_stopped, self._silence = False, None
             await self._resume()
         return ProcessFrameResult.CONTINUE
 
     async def _track_pause(self) -> None:
         if self._vad_stopped:
             return
-        if not self._paused and self._vad.pause_secs >= self._early_secs:
+        if not self._paused and self._vad.pause_secs >= self._policy.early_secs:
             await self._begin_pause(transcribe=True)
         elif self._paused and self._vad.speaking:
             # The voice came back before the VAD called speech over.
@@ -365,6 +461,14 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
     def _text(self) -> str:
         """What the caller has said so far in this turn."""
         return f"{self._committed} {self._eager}".strip()
+
+    def _note_gap(self, secs: float) -> None:
+        """The caller went on after `secs` of silence: if that followed a finished-sounding
+        sentence, it is one of their gaps between sentences."""
+        said = self._gap_text or self._text()
+        if secs > 0 and cue(said) in (Cue.ASKED, Cue.REQUEST, Cue.SAID, Cue.BARE):
+            self._gaps.append(secs)
+            logger.debug(f"{self}: the caller went on after a {secs:.2f} s gap")
 
     async def _maybe_score(self) -> None:
         """Score the turn's audio, once the transcript leaves the verdict to Smart Turn."""
@@ -398,9 +502,10 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _resume(self) -> None:
         """The caller speaks again: nothing decided at this pause stands."""
-        self._paused, self._due = False, None
+        self._paused, self._end_at = False, None
         self._eager = ""
         self._segment_final = False
+        self._gap_text = ""
         await self._cancel_tasks()
         await self._withdraw()
 
@@ -414,8 +519,9 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         text = self._text()
         if self._probability is None and self._policy.needs_model(text):
             return  # Smart Turn is still scoring
-        if not self._policy.may_speculate(text, self._probability):
+        if not self._policy.may_speculate(text, self._probability, self._gaps, self._vad.room_db):
             return
+        self._resumption.settle()
         self._speculation = text
         logger.debug(f"{self}: answering speculatively")
         await self.trigger_user_turn_inference_triggered(speculation=UserTurnSpeculation(text))
@@ -423,62 +529,69 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
     async def _maybe_decide(self) -> None:
         if not (self._vad_stopped and self._segment_final and self._committed):
             return
-        probability = self._probability
-        if self._wait is not None or (
-            probability is None and self._policy.needs_model(self._committed)
-        ):
+        if self._wait is not None or self._end_at is not None:
             return
-        wait = self._policy.wait(self._committed, probability)
-        shown = "-" if probability is None else f"{probability:.2f}"
-        logger.debug(f"{self}: p={shown} cue={cue(self._committed).value} wait={wait}s")
-        if wait == 0:
-            await self._end()
-        else:
-            self._heard = 0.0
-            self._wait = self.task_manager.create_task(self._end_after(wait), f"{self}::wait")
+        needs_model = self._policy.needs_model(self._committed)
+        if self._probability is None and needs_model:
+            return
+        self._gap_text = self._committed
+        self._end_at = self._verdict()
+        shown = "-" if self._probability is None else f"{self._probability:.2f}"
+        kind = cue(self._committed).value
+        logger.debug(f"{self}: p={shown} cue={kind} ends after {self._end_at:.2f}s of silence")
+        if not await self._end_if_due():
+            self._wait = self.task_manager.create_task(self._watch(needs_model), f"{self}::wait")
 
-    async def _end_after(self, secs: float) -> None:
-        """Wait up to `secs` more, scoring the turn again as the silence grows: Smart Turn grows
-        surer of a finished sentence with every tenth of a second of silence after it, and a
-        surer verdict shortens the wait (to none, or to `unfinished_wait`)."""
-        start = time.monotonic()
-        deadline = start + secs
-        rescore = self._policy.needs_model(self._committed)  # an opening just waits
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(self._policy.rescore_secs, left) if rescore else left)
-            if not rescore or time.monotonic() >= deadline:
-                break
-            probability = await asyncio.to_thread(self._model.probability, self._audio.audio())
-            self._probability = probability
-            wait = self._policy.wait(self._committed, probability)
-            if wait < secs:  # each cue has two waits: this is its shorter one
-                logger.debug(f"{self}: p={probability:.2f} after more silence; wait={wait}s")
-                deadline, rescore = min(deadline, start + wait), False
-        self._due = deadline - start
-        if await self._end_if_due():
-            return
-        # The rest of the wait is heard as the frames come in (`_end_if_due`); if none come,
-        # the input has stopped, and the turn ends anyway.
-        await asyncio.sleep(_STALLED_INPUT_SECS)
-        self._wait, self._due = None, None
+    async def _watch(self, rescore: bool) -> None:
+        """While the turn waits: score it again as the silence grows (Smart Turn grows surer
+        of a finished sentence with every tenth of a second, which may end it sooner); and end
+        it anyway if the input stops, so that no audio will ever count the silence out."""
+        heard, since = self._silence, time.monotonic()
+        while True:
+            await asyncio.sleep(self._policy.rescore_secs if rescore else _STALLED_INPUT_SECS)
+            if self._silence != heard:
+                heard, since = self._silence, time.monotonic()
+            elif time.monotonic() - since >= _STALLED_INPUT_SECS:
+                break  # the input has stopped
+            if rescore:
+                self._probability = await asyncio.to_thread(
+                    self._model.probability, self._audio.audio()
+                )
+                end_at = self._verdict()
+                if end_at != self._end_at:
+                    logger.debug(f"{self}: p={self._probability:.2f}; ends after {end_at:.2f}s")
+                    self._end_at = end_at
+                if await self._end_if_due():
+                    return
+        self._wait = None
         await self._end()
 
+    def _verdict(self) -> float:
+        """Silence after the last word that ends the turn, on what is known now."""
+        return self._policy.end_after(
+            self._committed, self._probability, self._gaps, self._vad.room_db
+        )
+
     async def _end_if_due(self) -> bool:
-        """End the turn once the wait's length of audio has been heard (to within a frame)
-        with no voice in the latest frame: voice not yet long enough for the VAD's start
+        """End the turn once the verdict's silence has been heard (to within a frame) with no
+        voice, or hint of it, in the latest window: voice not yet long enough for the VAD's start
         (0.2 s) would be cut into. The VAD's start resumes the turn instead."""
-        if self._due is None or self._heard < self._due - _FRAME_SECS or self._vad.hearing:
+        if self._end_at is None or self._silence is None or self._vad.stirring:
+            return False
+        if self._silence < self._end_at - _FRAME_SECS:
             return False
         if self._wait is not None and self._wait is not asyncio.current_task():
             await self.task_manager.cancel_task(self._wait)
-        self._wait, self._due = None, None
+        self._wait = None
         await self._end()
         return True
 
     async def _end(self) -> None:
+        self._end_at = None
+        self._resumption.settle()
         speculation, self._speculation = self._speculation, None
         if speculation is not None and self._match.matches(speculation, self._committed):
-            # The answer is already being written: release it, and run no second inference.
+            # The answer is already being written and spoken: release it, and run no second.
             await self.trigger_user_turn_finalized(confirms_speculation=True)
             return
         if speculation is not None:
@@ -503,16 +616,24 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
     async def _reset(self) -> None:
         await self._cancel_tasks()
         await self._withdraw()
-        self._committed = self._eager = ""
+        self._committed = self._eager = self._gap_text = ""
         self._paused = self._vad_stopped = self._segment_final = False
-        self._due = None
+        self._end_at = None
 
     async def handle_user_turn_started(self) -> None:
         self._audio.restart(keep_secs=_PRE_SPEECH_SECS + self._vad.params.start_secs)
+        if self._resumption.pending and self._silence is not None:
+            # The caller went on after the answer began: that pause was a gap, not an end.
+            self._note_gap(self._silence)
+        self._silence = None
         await self._reset()
 
     async def handle_user_turn_stopped(self) -> None:
+        gap_text, silence = self._committed, self._silence
         await self._reset()
+        # The silence goes on being counted: if the caller resumes as the answer begins, it
+        # was one of their gaps.
+        self._gap_text, self._silence = gap_text, silence
 
     async def cleanup(self) -> None:
         """The call ends: nothing of this turn outlives it."""
@@ -521,21 +642,35 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
 
 def turn_strategies(
-    tuning: Tuning, vad: PauseAwareVAD, model: SmartTurnModel | None = None
+    tuning: Tuning,
+    vad: PauseAwareVAD,
+    policy: TurnPolicy,
+    model: SmartTurnModel | None = None,
+    context: LLMContext | None = None,
 ) -> UserTurnStrategies:
-    """The stop strategy TURN_DETECTION names (start: Pipecat's default, VAD or transcript)."""
+    """The stop strategy TURN_DETECTION names. Start: Pipecat's (VAD or transcript), and with
+    the hybrid stop, the caller going on just after the answer began."""
     from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 
     if tuning.turn_detection == "silence":
         stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=tuning.turn_silence_secs)
-    elif tuning.turn_detection == "smart-turn":
+        return UserTurnStrategies(stop=[stop])
+    if tuning.turn_detection == "smart-turn":
         analyzer = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=tuning.turn_stop_secs))
-        stop = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
-    else:
-        stop = HybridTurnStopStrategy(
-            vad=vad,
-            model=model or SmartTurnModel(),
-            policy=TurnPolicy(open_wait=tuning.turn_stop_secs),
-            early_secs=tuning.turn_early_secs,
-        )
-    return UserTurnStrategies(stop=[stop])
+        return UserTurnStrategies(stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)])
+    resumption = Resumption(context)
+    return UserTurnStrategies(
+        start=[
+            ResumeStartStrategy(vad=vad, policy=policy, resumption=resumption),
+            VADUserTurnStartStrategy(),
+            TranscriptionUserTurnStartStrategy(),
+        ],
+        stop=[
+            HybridTurnStopStrategy(
+                vad=vad,
+                model=model or SmartTurnModel(),
+                policy=policy,
+                resumption=resumption,
+            )
+        ],
+    )

@@ -1,11 +1,19 @@
 """Part 2, the benchmark: how fast is the self-hosted pipeline, stage by stage?
 
-    python scripts/bench.py [--url http://127.0.0.1:7860] [--compare seed] [--repeat 1]
-    make bench [BENCH_URL=...] [COMPARE=seed]
+    python scripts/bench.py [--url http://127.0.0.1:7860] [--part held-out] [--compare seed]
+    make bench [BENCH_URL=...] [PART=held-out|dev|tune|all] [COMPARE=seed]
 
-Speaks the varied question set (`scripts/make_questions.py`: three engines, many voices and
-speeds, one noisy, three with a pause mid-sentence) into any running stack (`make run`, Compose,
-a Modal URL) over WebRTC, as the page does, one question at a time at real-time pace.
+Speaks the turn set (`scripts/make_turns.py`: six speech engines, many voices and speeds;
+questions, requests, statements, two-sentence turns, phrases left unfinished over a pause;
+babble, music and fan noise, reverb, a phone line, quiet callers) into any running stack
+(`make run`, Compose, a Modal URL) over WebRTC, as the page does, one turn at a time at
+real-time pace. By default only its held-out part, which the turn policy was neither tuned nor
+developed on.
+
+Besides latency it judges turn taking, from the caller's side: a **cut-in** is bot audio begun
+while the caller still had words to say; a **stall** is a finished turn whose endpointing (the
+caller's last word to the bot's decision) took more than 0.5 s; an **unanswered** turn got no
+answer at all.
 
 Each turn is measured twice:
 - by the bot (Pipecat's UserBotLatencyObserver, folded into bot/latency.py's stages): from the
@@ -44,24 +52,36 @@ sys.path.insert(0, str(ROOT))
 from bot.answers import words  # noqa: E402
 from bot.latency import STAGES, percentile  # noqa: E402
 from scripts.caller import MIC_RATE, Caller, read_wav  # noqa: E402
-from scripts.make_questions import OUT as QUESTIONS_DIR  # noqa: E402
-from scripts.make_questions import TAIL_SECS, make  # noqa: E402
+from scripts.make_turns import OUT as TURNS_DIR  # noqa: E402
+from scripts.make_turns import make  # noqa: E402
 
 LOOP_NGRAM = 4
+STALL_MS = 500  # endpointing beyond this on a finished turn is a stall
+ANSWER_SECS = 20  # a turn with no answer this long after its last word is unanswered
 
 
 @dataclass
 class Turn:
     question: str
     tags: list[str]
+    shape: str = ""
+    condition: str = ""
     total_ms: float | None = None
     stages_ms: dict[str, float] = field(default_factory=dict)
     caller_ms: float | None = None
     heard: str = ""  # what the bot transcribed
     answer: str = ""  # what the bot said
     turns: int = 0  # latency records for this one question (1 unless it was cut)
-    cut: bool = False  # the bot spoke before the caller had finished
+    cut: bool = False  # the bot spoke before the caller had finished (a cut-in)
     error: str = ""
+
+    @property
+    def stalled(self) -> bool:
+        return not self.cut and self.stages_ms.get("endpointing", 0.0) > STALL_MS
+
+    @property
+    def unanswered(self) -> bool:
+        return self.total_ms is None and not self.cut
 
     @property
     def answer_words(self) -> int:
@@ -75,7 +95,10 @@ class Turn:
 
 
 async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
-    turn = Turn(question["name"], question["tags"])
+    condition = question["condition"] + (
+        f" {question['snr_db']:g} dB" if question["snr_db"] else ""
+    )
+    turn = Turn(question["name"], question["tags"], question["shape"], condition)
     await caller.wait_for(lambda: not caller.bot_speaking(), 60, "the bot to be quiet")
     latencies = len(caller.server_messages("latency"))
     finals = len(caller.of_type("user-transcription"))
@@ -83,23 +106,25 @@ async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
     stops = len(caller.of_type("bot-stopped-speaking"))
     asked = time.monotonic()
     pcm = read_wav(folder / question["file"])
-    # The words end where the generator's silent (or only noisy) tail begins.
-    caller.mic.say(pcm, speech_end=len(pcm) // 2 - int(TAIL_SECS * MIC_RATE))
+    # The words end where the generator measured them (noise may go on after them).
+    caller.mic.say(pcm, speech_end=round(question["speech_end_secs"] * MIC_RATE))
+    end = caller.mic.speech_end()
     try:
         await caller.wait_for(
             lambda: (
                 caller.server_messages("latency")[latencies:]
                 and len(caller.of_type("bot-stopped-speaking")) > stops
             ),
-            60,
+            max(0.0, end - time.monotonic()) + ANSWER_SECS,
             "the answer",
         )
         # A turn the caller had not finished may be followed by a second one: let it come.
-        end = caller.mic.speech_end()
         await asyncio.sleep(max(0.0, end + 0.5 - time.monotonic()))
         await caller.wait_for(lambda: not caller.bot_speaking(), 60, "the answer's end")
     except AssertionError as error:
         turn.error = str(error).split(";")[0]
+        first = caller.first_sound_after(asked)
+        turn.cut = first is not None and first < end
         return turn
     records = [m for m in caller.server_messages("latency")[latencies:] if m["kind"] == "turn"]
     turn.turns = len(records)
@@ -109,7 +134,6 @@ async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
         turn.error = "the bot could not measure this turn"
         return turn
     turn.total_ms, turn.stages_ms = records[-1]["total_ms"], records[-1]["stages_ms"]
-    end = caller.mic.speech_end()
     first = caller.first_sound_after(asked)
     turn.cut = first is not None and first < end
     heard = caller.first_sound_after(end)
@@ -144,9 +168,10 @@ async def run(url: str, configs: list[str], questions: list[dict], folder: Path,
                     turn = await ask(caller, question, folder)
                     results[config].append(turn)
                     shown = f"{turn.total_ms:.0f} ms" if turn.total_ms is not None else turn.error
+                    verdict = "  CUT-IN" if turn.cut else "  STALL" if turn.stalled else ""
                     print(
                         f"[{round_ + 1}] {config:>4} {question['name']:>15}: {shown:>8}"
-                        f"{'  CUT' if turn.cut else ''}  heard {turn.heard!r}",
+                        f"{verdict}  heard {turn.heard!r}",
                         flush=True,
                     )
     finally:
@@ -184,24 +209,34 @@ async def run_calls(
 
 def summarize(turns: list[Turn]) -> dict:
     measured = [t for t in turns if t.total_ms is not None and not t.cut]
-    complete = [t for t in measured if "paused" not in t.tags]
 
     def stat(values: list[float]) -> dict:
         if not values:
             return {"median": None, "p95": None}
         return {"median": statistics.median(values), "p95": percentile(values, 95)}
 
+    conditions: dict[str, dict[str, int]] = {}
+    for t in turns:
+        row = conditions.setdefault(t.condition, {"turns": 0, "cut_ins": 0, "stalls": 0})
+        row["turns"] += 1
+        row["cut_ins"] += t.cut
+        row["stalls"] += t.stalled
+        row["unanswered"] = row.get("unanswered", 0) + t.unanswered
     return {
         "turns": len(turns),
         "measured": len(measured),
         "errors": sum(bool(t.error) for t in turns),
         "refused": sum(t.error.startswith("refused") for t in turns),
         "cut": sum(t.cut for t in turns),
+        "cut_ins": [t.question for t in turns if t.cut],
+        "stalls": [t.question for t in turns if t.stalled],
+        "unanswered": [t.question for t in turns if t.unanswered],
+        "by_condition": conditions,
         "total_ms": stat([t.total_ms for t in measured]),
         "stages_ms": {s: stat([t.stages_ms.get(s, 0.0) for t in measured]) for s in STAGES},
         "caller_ms": stat([t.caller_ms for t in measured if t.caller_ms is not None]),
         "max_endpointing_complete_ms": max(
-            (t.stages_ms.get("endpointing", 0.0) for t in complete), default=None
+            (t.stages_ms.get("endpointing", 0.0) for t in measured), default=None
         ),
         "answer_words": stat([t.answer_words for t in measured]),
         "max_answer_words": max((t.answer_words for t in measured), default=None),
@@ -240,8 +275,10 @@ def markdown(summary: dict[str, dict], ratio: dict[str, float] | None) -> str:
     lines.append("")
     for config, s in summary.items():
         lines.append(
-            f"- {config}: {s['measured']}/{s['turns']} turns measured, {s['cut']} cut, "
-            f"{s['errors']} errors ({s['refused']} calls refused); slowest endpointing on a complete question "
+            f"- {config}: {s['measured']}/{s['turns']} turns measured; cut-ins "
+            f"{len(s['cut_ins'])} {s['cut_ins']}, stalls {len(s['stalls'])} {s['stalls']}, "
+            f"unanswered {len(s['unanswered'])} {s['unanswered']}; {s['errors']} errors "
+            f"({s['refused']} calls refused); slowest endpointing on a finished turn "
             f"{ms(s['max_endpointing_complete_ms'])} ms; answers median "
             f"{ms(s['answer_words']['median'])} words (max {s['max_answer_words']}), "
             f"{s['looping_answers']} looping"
@@ -280,7 +317,13 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:7860", help="the bot (make run's)")
     parser.add_argument("--compare", choices=["seed"], help="also the seed's configuration")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over the question set")
-    parser.add_argument("--questions", type=Path, default=QUESTIONS_DIR)
+    parser.add_argument("--questions", type=Path, default=TURNS_DIR, help="the turn set's folder")
+    parser.add_argument(
+        "--part",
+        choices=["held-out", "dev", "tune", "all"],
+        default="held-out",
+        help="of the turn set",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="ask only these questions")
     parser.add_argument(
@@ -291,7 +334,9 @@ def main() -> int:
     if args.calls > 1 and args.compare:
         parser.error("--calls and --compare measure different things: use one")
 
-    questions = make(args.questions, args.only)
+    questions = [
+        q for q in make(args.questions, args.only) if args.part in ("all", q["part"]) or args.only
+    ]
     configs = ["kit", *([args.compare] if args.compare else [])]
     if args.calls > 1:
         load = run_calls(args.url, args.calls, questions, args.questions, args.repeat, args.stagger)
@@ -316,10 +361,12 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     calls = f", {args.calls} calls at once" if args.calls > 1 else ""
-    title = f"{len(questions)} questions × {args.repeat}{calls}, {machine()}"
+    part = "" if args.only else f" ({args.part})"
+    title = f"{len(questions)} turns{part} × {args.repeat}{calls}, {machine()}"
     report = {
         "machine": machine(),
         "url": args.url,
+        "part": None if args.only else args.part,
         "questions": len(questions),
         "repeat": args.repeat,
         "calls": args.calls,

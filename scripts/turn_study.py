@@ -1,23 +1,30 @@
-"""How the turn policy does on speech neither it nor the tests were tuned on.
+"""When the turn policy would end each turn of the generated turn set, without a bot.
 
-    python scripts/turn_study.py [--out .cache/turn-study.json]
+    python scripts/turn_study.py [--turns .cache/turns] [--out .cache/turn-study.json]
+    python scripts/turn_study.py --tune     # search the thresholds on the tuning part
 
-Speaks complete questions, and sentences cut off mid-way (at a word boundary of the whole
-sentence, so the voice carries on as a person's does when they pause to think), in several
-voices of espeak-ng, piper and hibari. For each clip it takes what the kit would have at the
-caller's pause: Whisper's early transcript (the kit's decoder, at TURN_EARLY_SECS of silence)
-and Smart Turn's probability as the silence grows. It then plays `TurnPolicy` over that timeline
-as the turn strategy does (a decision at the VAD's stop, the turn scored again every
-`rescore_secs`) and reports when each turn would end: a complete question should end within
-0.5 s of silence, a sentence cut off should not end within a 0.75 s pause.
+For every turn of `scripts/make_turns.py` it takes what the call would have (the call's own VAD,
+RNNoise and noise floor included, fed the line in 20 ms frames; Whisper's transcript at each
+pause, with the kit's decoder; Smart Turn's probability every 50 ms of silence), then replays
+`TurnPolicy.end_after` over each pause as the turn strategy does (bot/turns.py), the caller's
+gaps between sentences remembered from pause to pause. It reports per part (tune, dev, held-out):
+cut-ins (the turn ended in a pause the caller went on after), stalls (more than 0.5 s from the
+last word to the end of a finished turn), unanswered turns, and the VAD's end-of-speech error per
+noise type. What the models make of each clip is cached (`--out`), so `--tune` replays many
+policies quickly.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import itertools
 import json
+import statistics
 import sys
-from dataclasses import asdict, dataclass
+import wave
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,167 +33,313 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
-from bot.turns import TurnPolicy, cue  # noqa: E402
-from scripts.make_questions import ENGINES, PAUSE_SECS, RATE, _trim  # noqa: E402
+from bot.turn_policy import TurnPolicy, cue  # noqa: E402
+from bot.turns import turn_policy  # noqa: E402
+from scripts.make_turns import OUT as TURNS_DIR  # noqa: E402
+from scripts.make_turns import make  # noqa: E402
 
-# The kit's defaults: the VAD's stop, and the pause that starts the early transcript.
-VAD_STOP_SECS = Settings.model_fields["vad_stop_secs"].default
-EARLY_SECS = Settings.model_fields["turn_early_secs"].default
-STEP_SECS = 0.05
-SCORED_SECS = 2.0  # silence scored after the last word (beyond every wait)
+RATE = 16000
+FRAME = RATE // 50  # 20 ms, as a transport delivers it
+# Smart Turn is scored this often while the silence grows. A call scores it again as soon as the
+# last score is in (`rescore_secs` after it), which takes 0.1-0.15 s on two cores.
+STEP_SECS = 0.1
+MAX_SILENCE_SECS = 1.6  # beyond every wait
+STALL_SECS = 0.5  # a finished turn ending later than this after the last word stalls
+PAD_SECS = MAX_SILENCE_SECS + 0.5
+SETTINGS = Settings(_env_file=None)
+PARTS = ("tune", "dev", "held-out")
 
-COMPLETE = [
-    *("What is the capital of Italy?", "How do airplanes stay up in the sky?"),
-    *("Why is grass green?", "Can you count to five for me?", "What sound does a cow make?"),
-    *("How many days are in a week?", "Tell me about the planet Mars."),
-    *("What is two plus two?", "Where does rain come from?", "Why do birds sing?"),
-    *("What is the biggest dog in the world?", "Do fish ever sleep?", "What is nine times six?"),
-    *("Who invented the light bulb?", "How hot is the sun?", "I like turtles."),
-    *("Please tell me a story about a dragon.", "My dog is called Max.", "Can elephants swim?"),
-    "What color is a giraffe's tongue?",
-]
-# (sentence, words said before the pause)
-CUT = [
-    ("When I went to the park I saw a big brown duck.", 6),
-    ("I was wondering, why does the moon change its shape?", 3),
-    ("My favourite animal is the tiger because it is strong.", 5),
-    ("So my question is, how do trains go so fast?", 4),
-    ("If a cat and a dog had a race, who would win?", 5),
-    ("Well, I think that the ocean is very deep.", 3),
-    ("Can you tell me how many stars there are?", 4),
-    ("The thing is, my brother says dinosaurs are still alive.", 3),
-    ("Yesterday my teacher said that plants eat sunlight.", 5),
-    ("Do you know why the sky gets dark at night?", 4),
-    ("I have a question about how volcanoes work.", 5),
-    ("Could you explain how a rainbow is made?", 3),
-    ("What I want to know is why snow is white.", 6),
-    ("Um, so, like, what do bears eat in winter?", 3),
-    ("And then my friend asked me what a comet is.", 5),
-    ("How come when it rains the streets get shiny?", 4),
-]
-VOICES = [
-    ("espeak", "en-us+f2", 150),
-    ("espeak", "en-gb-x-rp", 175),
-    ("espeak", "en-us+m5", 130),
-    ("espeak", "en-westmidlands", 165),
-    ("espeak", "en-scottish", 190),
-    ("piper", "joe", 0.85),
-    ("piper", "joe", 1.2),
-    ("hibari", "heart", 0.9),
-    ("hibari", "heart", 1.15),
-    ("espeak", "en-us", 160),
-]
+
+@dataclass
+class Pause:
+    """A silence inside or after the caller's speech, as the VAD heard it."""
+
+    start: float  # the VAD's first silent window, seconds into the clip
+    end: float | None  # the VAD heard voice again (None: never, within the clip)
+    stopped: bool  # the VAD called the speech over (only then can the turn end)
+    room_db: float | None = None  # the noise floor the VAD heard, dBFS
+    # Seconds into the pause at which the VAD heard what may be voice: no turn ends on those.
+    stirs: list[float] = field(default_factory=list)
+    heard: str = ""  # Whisper's transcript of the turn so far, at the pause's start
+    # ... and heard again at the VAD's stop, where Whisper wrote no end to a sentence (bot/stt.py)
+    final: str = ""
+    scores: list[float] = field(default_factory=list)  # Smart Turn every STEP_SECS of silence
+
+    @property
+    def text(self) -> str:
+        """What the turn's verdict reads."""
+        return self.final or self.heard
 
 
 @dataclass
 class Clip:
-    kind: str  # complete | cut
+    name: str
+    part: str
+    shape: str
+    condition: str
+    snr_db: float | None
     said: str
-    engine: str
-    voice: str
-    speed: float
+    speech_end: float  # where the words end, seconds into the clip
+    pauses: list[Pause] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    cut_in: bool = False  # the turn ended while the caller still had words to say
+    endpointing: float | None = None  # last word → the turn's end (None: never ended)
     heard: str = ""
-    probabilities: tuple[float, ...] = ()  # Smart Turn after STEP_SECS, 2 STEP_SECS, ... silence
-    ends_after: float | None = None  # seconds of silence before the turn would end
-
-    @property
-    def cue(self) -> str:
-        return cue(self.heard).value
 
 
-def turn_end(policy: TurnPolicy, heard: str, probabilities: tuple[float, ...]) -> float:
-    """When the turn strategy would end the turn, in seconds of silence after the last word."""
-
-    def at(secs: float) -> float:
-        return probabilities[round(secs / STEP_SECS) - 1]
-
-    scored = policy.needs_model(heard)
-    wait = policy.wait(heard, at(VAD_STOP_SECS) if scored else None)
-    secs = VAD_STOP_SECS
-    while scored and secs + STEP_SECS < VAD_STOP_SECS + wait:
-        secs = round(secs + STEP_SECS, 2)
-        shorter = policy.wait(heard, at(secs))
-        if shorter < wait:  # a surer verdict shortens the wait, counted from the decision
-            return max(secs, VAD_STOP_SECS + shorter)
-    return VAD_STOP_SECS + wait
+def read(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
 
-def listen(clip: Clip, speech: np.ndarray, decoder, model) -> Clip:
-    """Fill in what the kit would have heard of `speech` followed by silence."""
-    lead = np.zeros(int(0.3 * RATE), np.float32)
-    audio = np.concatenate([lead, speech, np.zeros(int((SCORED_SECS + 0.1) * RATE), np.float32)])
-    end = len(lead) + len(speech)
-    segments, _ = decoder.transcribe(audio[: end + int(EARLY_SECS * RATE)], language="en")
-    clip.heard = " ".join(s.text for s in segments).strip()
-    steps = round(SCORED_SECS / STEP_SECS)
-    clip.probabilities = tuple(
-        round(model.probability(audio[: end + int(i * STEP_SECS * RATE)][-8 * RATE :]), 3)
-        for i in range(1, steps + 1)
+async def vad_pauses(pcm: np.ndarray) -> tuple[list[Pause], float]:
+    """The pauses the call's VAD hears in `pcm`, as the turn strategy sees them: a pause
+    begins at the first silent window."""
+    from pipecat.audio.vad.vad_analyzer import VADState
+
+    from bot.turns import call_vad
+
+    vad = call_vad(SETTINGS, SETTINGS.vad_stop_secs)
+    vad.set_sample_rate(RATE)
+    pauses: list[Pause] = []
+    current: Pause | None = None
+    spoke = False
+    for i in range(0, len(pcm) - FRAME + 1, FRAME):
+        state = await vad.analyze_audio(pcm[i : i + FRAME].tobytes())
+        now = (i + FRAME) / RATE
+        if state is VADState.SPEAKING:
+            spoke = True
+            if current is not None:
+                current.end = now - (SETTINGS.vad_start_secs if current.stopped else 0.0)
+                current = None
+        elif spoke and current is None and state in (VADState.STOPPING, VADState.QUIET):
+            current = Pause(now - vad.pause_secs, None, False, vad.room_db)
+            pauses.append(current)
+        if current is not None and state is VADState.QUIET:
+            current.stopped = True
+        if current is not None and vad.stirring:
+            current.stirs.append(round(now - current.start, 3))
+    await vad.cleanup()
+    return pauses, len(pcm) / RATE
+
+
+def measure(entry: dict, folder: Path, decoder, model) -> Clip:
+    """What the call would have at each of the clip's pauses. After the clip the line is
+    silent, as the benchmark's caller's is."""
+    pcm = np.concatenate([read(folder / entry["file"]), np.zeros(int(PAD_SECS * RATE), "<i2")])
+    audio = pcm.astype(np.float32) / 32768
+    pauses, length = asyncio.run(vad_pauses(pcm))
+    clip = Clip(
+        entry["name"],
+        entry["part"],
+        entry["shape"],
+        entry["condition"],
+        entry.get("snr_db"),
+        entry["text"],
+        entry["speech_end_secs"],
     )
+    early = turn_policy(SETTINGS).early_secs
+    for pause in pauses:
+        if not pause.stopped:
+            continue  # too short for the turn to end in it
+        until = int((pause.start + early) * RATE)
+        segments, _ = decoder.transcribe(audio[:until], language="en")
+        pause.heard = " ".join(s.text for s in segments).strip()
+        if not pause.heard.endswith((".", "?", "!")):
+            stopped = int((pause.start + SETTINGS.vad_stop_secs) * RATE)
+            segments, _ = decoder.transcribe(audio[:stopped], language="en")
+            pause.final = " ".join(s.text for s in segments).strip()
+        if not TurnPolicy().needs_model(pause.text):
+            clip.pauses.append(pause)
+            continue  # the words decide; Smart Turn is not asked
+        last = min(length, pause.end if pause.end is not None else length)
+        steps = int(min(MAX_SILENCE_SECS, last - pause.start) / STEP_SECS)
+        pause.scores = [
+            round(
+                model.probability(audio[: int((pause.start + k * STEP_SECS) * RATE)][-8 * RATE :]),
+                3,
+            )
+            for k in range(1, steps + 1)
+        ]
+        clip.pauses.append(pause)
     return clip
 
 
-def cut_off(speech: np.ndarray, words: list, keep: int) -> np.ndarray:
-    """`speech` up to the quietest point between word `keep` - 1 and word `keep`."""
-    first, last = int(words[keep - 1].end * RATE), int(words[keep].start * RATE)
-    level = np.convolve(np.abs(speech), np.ones(160) / 160, "same")
-    low, high = max(0, first - RATE // 10), min(len(speech), max(last, first + 1) + RATE // 20)
-    return _trim(speech[: low + int(np.argmin(level[low:high]))])
+def replay(policy: TurnPolicy, clip: Clip) -> Outcome:
+    """When the strategy would end the turn: at the first pause, and the first moment in it,
+    where the silence heard reaches `end_after` (the caller's gaps remembered meanwhile)."""
+    gaps: list[float] = []
+    stop = SETTINGS.vad_stop_secs
+    for pause in clip.pauses:
+        text = pause.text
+        needs_model = policy.needs_model(text)
+        length = (pause.end - pause.start) if pause.end is not None else MAX_SILENCE_SECS
+        stirs = {round(t / 0.02) for t in pause.stirs}  # in frames of 20 ms
+        silence = stop
+        while silence <= length and text:
+            step = int(silence / STEP_SECS + 1e-6) - 1  # the latest score in at this silence
+            if needs_model and step >= len(pause.scores):
+                break
+            probability = pause.scores[step] if needs_model else None
+            due = silence >= policy.end_after(text, probability, gaps, pause.room_db) - 0.02
+            if due and round(silence / 0.02) not in stirs:
+                ended = pause.start + silence
+                if ended < clip.speech_end - 0.05:
+                    return Outcome(cut_in=True, heard=text)
+                return Outcome(endpointing=ended - clip.speech_end, heard=text)
+            silence = round(silence + 0.02, 3)  # a frame at a time, as the call hears it
+        if pause.end is not None and cue(text).value in ("asked", "request", "said", "bare"):
+            gaps.append(length)
+    return Outcome(heard=clip.pauses[-1].text if clip.pauses else "")
 
 
-def study() -> list[Clip]:
+def vad_end_error(clip: Clip) -> float | None:
+    """The VAD's end of speech (the last pause's start) minus where the words really end."""
+    final = [p for p in clip.pauses if p.end is None]
+    return final[-1].start - clip.speech_end if final else None
+
+
+def report(policy: TurnPolicy, clips: list[Clip], part: str) -> dict:
+    chosen = [c for c in clips if c.part == part]
+    outcomes = {c.name: replay(policy, c) for c in chosen}
+    finished = [o.endpointing for o in outcomes.values() if o.endpointing is not None]
+    by_shape: dict[str, dict] = {}
+    for clip in chosen:
+        row = by_shape.setdefault(clip.shape, {"turns": 0, "cut_ins": 0, "stalls": 0})
+        o = outcomes[clip.name]
+        row["turns"] += 1
+        row["cut_ins"] += o.cut_in
+        row["stalls"] += o.endpointing is not None and o.endpointing > STALL_SECS
+    vad: dict[str, list[float]] = {}
+    for clip in chosen:
+        condition = clip.condition + (f" {clip.snr_db:g} dB" if clip.snr_db else "")
+        error = vad_end_error(clip)
+        vad.setdefault(condition, []).append(error if error is not None else float("inf"))
+    return {
+        "turns": len(chosen),
+        "cut_ins": sorted(n for n, o in outcomes.items() if o.cut_in),
+        "stalls": sorted(
+            n
+            for n, o in outcomes.items()
+            if o.endpointing is not None and o.endpointing > STALL_SECS
+        ),
+        "unanswered": sorted(
+            n for n, o in outcomes.items() if not o.cut_in and o.endpointing is None
+        ),
+        "endpointing_median": statistics.median(finished) if finished else None,
+        "endpointing_max": max(finished) if finished else None,
+        "by_shape": by_shape,
+        "vad_end_error": {
+            k: {
+                "median": statistics.median(v),
+                "max": max(v),
+                "never": sum(e == float("inf") for e in v),
+            }
+            for k, v in sorted(vad.items())
+        },
+        "outcomes": {n: asdict(o) for n, o in outcomes.items()},
+    }
+
+
+# The thresholds `--tune` searches (the rest stay at TurnPolicy's defaults).
+GRID = {
+    "question_wait": (0.3, 0.35, 0.4),
+    "statement_wait": (0.35, 0.4, 0.45),
+    "said_probability": (0.1, 0.2, 0.3),
+    "bare_probability": (0.3, 0.4, 0.6),
+    "unsure_wait": (0.6, 0.7, 0.8),
+    "gap_margin": (0.0, 0.05, 0.1),
+    "noisy_room_db": (-50.0, -40.0, 0.0),
+}
+# What the kit's voice-to-voice target (a 0.45 s median) leaves for the median endpointing,
+# with the answer's first audio ready and held by then.
+ENDPOINTING_BUDGET_SECS = 0.42
+
+
+def cost(result: dict) -> float:
+    """Cut-ins matter most, then stalls and unanswered turns, then the median wait beyond what
+    the latency target allows."""
+    median = result["endpointing_median"] or 0
+    return (
+        10 * len(result["cut_ins"])
+        + 3 * len(result["stalls"])
+        + 3 * len(result["unanswered"])
+        + 10 * max(0.0, median - ENDPOINTING_BUDGET_SECS)
+        + median
+    )
+
+
+def tune(clips: list[Clip]) -> TurnPolicy:
+    best, best_cost = TurnPolicy(), float("inf")
+    for values in itertools.product(*GRID.values()):
+        policy = dataclasses.replace(TurnPolicy(), **dict(zip(GRID, values, strict=True)))
+        c = cost(report(policy, clips, "tune"))
+        if c < best_cost:
+            best, best_cost = policy, c
+    return best
+
+
+def load_clips(path: Path) -> list[Clip]:
+    rows = json.loads(path.read_text())
+    return [Clip(**{**r, "pauses": [Pause(**p) for p in r["pauses"]]}) for r in rows]
+
+
+def study(folder: Path) -> list[Clip]:
     from faster_whisper import WhisperModel
 
     from bot.models import bundled_whisper_path
     from bot.stt import TurnDecoder
     from bot.turns import SmartTurnModel
 
+    entries = make(folder)
     whisper = WhisperModel(bundled_whisper_path(), device="cpu", compute_type="int8")
     decoder, model = TurnDecoder(whisper), SmartTurnModel()
     clips = []
-    for i, text in enumerate(COMPLETE):
-        for engine, voice, speed in (VOICES[i % len(VOICES)], VOICES[(i + 4) % len(VOICES)]):
-            speech = _trim(ENGINES[engine](text, voice, speed))
-            clips.append(
-                listen(Clip("complete", text, engine, voice, speed), speech, decoder, model)
-            )
-    for i, (text, keep) in enumerate(CUT):
-        for offset in (0, 3, 7):
-            engine, voice, speed = VOICES[(i + offset) % len(VOICES)]
-            speech = _trim(ENGINES[engine](text, voice, speed))
-            segments, _ = whisper.transcribe(speech, language="en", word_timestamps=True)
-            words = [w for s in segments for w in s.words]
-            if len(words) <= keep:  # misheard too badly to find the pause
-                continue
-            said = " ".join(w.word.strip() for w in words[:keep])
-            clip = Clip("cut", said, engine, voice, speed)
-            clips.append(listen(clip, cut_off(speech, words, keep), decoder, model))
+    for i, entry in enumerate(entries, 1):
+        clips.append(measure(entry, folder, decoder, model))
+        print(f"{i}/{len(entries)} {entry['name']}", file=sys.stderr, flush=True)
     return clips
+
+
+def summary_lines(result: dict, part: str) -> list[str]:
+    ms = lambda v: "–" if v is None else f"{v * 1000:.0f} ms"  # noqa: E731
+    lines = [
+        f"{part}: {result['turns']} turns; cut-ins {len(result['cut_ins'])} {result['cut_ins']}; "
+        f"stalls {len(result['stalls'])} {result['stalls']}; unanswered "
+        f"{len(result['unanswered'])} {result['unanswered']}; endpointing median "
+        f"{ms(result['endpointing_median'])}, max {ms(result['endpointing_max'])}",
+        "  VAD end of speech minus the words' end, by condition (median / max, never stopped):",
+    ]
+    for condition, e in result["vad_end_error"].items():
+        shown = ms(e["median"]) if e["median"] != float("inf") else "never"
+        worst = ms(e["max"]) if e["max"] != float("inf") else "never"
+        lines.append(f"    {condition:>14}: {shown} / {worst}, {e['never']}")
+    return lines
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--turns", type=Path, default=TURNS_DIR)
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "turn-study.json")
+    parser.add_argument("--cached", action="store_true", help="reuse --out's measurements")
+    parser.add_argument("--tune", action="store_true", help="search GRID on the tuning part")
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS, help="to report")
     args = parser.parse_args()
-    policy = TurnPolicy()
-    clips = study()
-    for clip in clips:
-        clip.ends_after = turn_end(policy, clip.heard, clip.probabilities)
-    complete = [c for c in clips if c.kind == "complete"]
-    cut = [c for c in clips if c.kind == "cut"]
-    slow = [c for c in complete if c.ends_after > 0.5]
-    cut_in = [c for c in cut if c.ends_after < PAUSE_SECS]
-    print(
-        f"complete questions ending after more than 0.5 s of silence: {len(slow)}/{len(complete)}"
-    )
-    for c in slow:
-        print(f"  {c.ends_after:.2f}s {c.cue:8} {c.voice:16} {c.heard!r}")
-    print(f"sentences cut off that a {PAUSE_SECS} s pause would end: {len(cut_in)}/{len(cut)}")
-    for c in cut_in:
-        print(f"  {c.ends_after:.2f}s {c.cue:8} {c.voice:16} {c.heard!r} (said {c.said!r})")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps([asdict(c) | {"cue": c.cue} for c in clips], indent=1))
-    print(f"wrote {args.out}")
+    if args.cached:
+        clips = load_clips(args.out)
+    else:
+        clips = study(args.turns)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps([asdict(c) for c in clips], indent=1))
+    policy = tune(clips) if args.tune else TurnPolicy()
+    if args.tune:
+        changed = {k: getattr(policy, k) for k in GRID}
+        print(f"best on the tuning part: {changed}")
+    for part in args.parts:
+        print("\n".join(summary_lines(report(policy, clips, part), part)))
     return 0
 
 

@@ -16,8 +16,9 @@ from tests.support import ROOT, free_port, server_process
 
 pytestmark = pytest.mark.e2e
 
-# One per engine: a slow Scottish espeak-ng voice, piper, and hibari with a pause inside.
-QUESTIONS = ["times", "fish", "moon-paused"]
+# From the turn set's dev part: two sentences 0.38 s apart (festival), an opening left over a
+# 0.73 s pause (piper), a statement over three other people talking (flite).
+QUESTIONS = ["goldfish", "ice-floats", "favourite-colour"]
 
 
 def bench(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -41,8 +42,10 @@ def test_bench_compares_the_kit_with_the_seed(stack, tmp_path):
     report = json.loads((out / "bench.json").read_text())
     assert report["questions"] == len(QUESTIONS)
     kit = report["summary"]["kit"]
-    # The kit measures every turn and is never cut short; the paused question is answered once.
+    # The kit measures every turn and cuts into none: each is answered once, whole.
     assert (kit["measured"], kit["errors"], kit["cut"]) == (3, 0, 0), report["turns"]["kit"]
+    assert kit["cut_ins"] == [] and kit["unanswered"] == [], report["turns"]["kit"]
+    assert set(kit["by_condition"]) == {"clean", "babble 15 dB"}
     # The seed's stock Smart Turn strategy may lose the paused turn's start (reported, not hidden).
     assert report["summary"]["seed"]["measured"] >= 2, report["turns"]["seed"]
     for config in ("kit", "seed"):

@@ -1,30 +1,70 @@
-"""The turn study's replay of `TurnPolicy` over a clip's timeline of Smart Turn scores."""
+"""The turn study's replay of `TurnPolicy` over what a clip's pauses held, and its verdicts."""
 
 import pytest
 
-from bot.turns import TurnPolicy
-from scripts.turn_study import STEP_SECS, turn_end
+from bot.turn_policy import TurnPolicy
+from scripts.turn_study import STEP_SECS, Clip, Pause, replay, report
 
-STEPS = 40  # 2 s of silence
-
-
-def timeline(low_until: float, low: float = 0.05, high: float = 0.95) -> tuple[float, ...]:
-    """Smart Turn scores, one per step of silence: `low` until `low_until`, then `high`."""
-    return tuple(low if (i + 1) * STEP_SECS < low_until else high for i in range(STEPS))
+POLICY = TurnPolicy(question_wait=0.35, statement_wait=0.5, unsure_wait=0.8, gap_margin=0.1)
 
 
-@pytest.mark.parametrize(
-    ("heard", "probabilities", "ends"),
-    [
-        ("Why is the sky blue?", timeline(9), 0.2),  # a question mark: the VAD's stop
-        ("Tell me about frogs.", timeline(0), 0.2),
-        ("Tell me about frogs.", timeline(0.4), 0.4),  # rescored as the silence grows
-        ("Tell me about frogs.", timeline(9), 1.2),  # the unsure wait, after the VAD's stop
-        ("My favourite animal is the", timeline(0), 1.0),  # unfinished, however sure
-        ("When I went to the park...", timeline(0.5), 1.0),
-        ("When I went to the park...", timeline(9), 1.7),  # the open wait
-        ("I was wondering,", timeline(0), 1.7),
-    ],
-)
-def test_a_turn_ends_when_the_strategy_would_end_it(heard, probabilities, ends):
-    assert turn_end(TurnPolicy(), heard, probabilities) == pytest.approx(ends)
+def scores(value: float, secs: float = 1.6) -> list[float]:
+    return [value] * round(secs / STEP_SECS)
+
+
+def clip(name: str, speech_end: float, *pauses: Pause, part: str = "tune") -> Clip:
+    return Clip(name, part, "two-sentence", "clean", None, "", speech_end, list(pauses))
+
+
+def test_a_gap_shorter_than_the_wait_is_waited_through_and_the_end_is_timed():
+    two = clip(
+        "kittens",
+        3.0,
+        Pause(1.2, 1.55, True, heard="My cat had kittens.", scores=scores(0.95, 0.35)),
+        Pause(3.0, None, True, heard="My cat had kittens. How do I look after them?"),
+    )
+    outcome = replay(POLICY, two)
+    assert not outcome.cut_in
+    # The question's wait, lengthened by this caller's 0.35 s gap (plus the margin).
+    assert outcome.endpointing == pytest.approx(0.45, abs=0.021)
+
+
+def test_a_gap_longer_than_the_wait_is_a_cut_in():
+    two = clip(
+        "kittens",
+        3.0,
+        Pause(1.2, 1.9, True, heard="My cat had kittens.", scores=scores(0.95, 0.7)),
+        Pause(3.0, None, True, heard="My cat had kittens. How do I look after them?"),
+    )
+    assert replay(POLICY, two).cut_in
+
+
+def test_the_callers_earlier_gap_lengthens_the_next_wait():
+    three = clip(
+        "pets",
+        5.0,
+        Pause(1.0, 1.45, True, heard="I have a dog.", scores=scores(0.95, 0.45)),
+        Pause(2.5, 3.02, True, heard="I have a dog. He is called Rex.", scores=scores(0.95, 0.52)),
+        Pause(
+            5.0,
+            None,
+            True,
+            heard="I have a dog. He is called Rex. He likes bones.",
+            scores=scores(0.95),
+        ),
+    )
+    outcome = replay(POLICY, three)
+    assert not outcome.cut_in, "after a 0.45 s gap the caller is waited for 0.55 s"
+    # And after their 0.52 s gap, for 0.62 s (heard out to within a 20 ms frame).
+    assert outcome.endpointing == pytest.approx(0.62, abs=0.021)
+
+
+def test_stalls_and_unanswered_turns_are_reported_per_part():
+    unsure = clip(
+        "turtles", 1.0, Pause(1.0, None, True, heard="I like turtles.", scores=scores(0.05))
+    )
+    babble = clip("babble", 1.0, part="held-out")  # the VAD never heard the words end
+    result = report(POLICY, [unsure, babble], "tune")
+    assert result["stalls"] == ["turtles"] and result["cut_ins"] == []
+    held_out = report(POLICY, [unsure, babble], "held-out")
+    assert held_out["unanswered"] == ["babble"] and held_out["turns"] == 1

@@ -1,0 +1,250 @@
+"""When the caller has finished: every threshold of turn taking, and the one decision made with
+them, by the call's turn strategy (bot/turns.py) and by the turn study (scripts/turn_study.py).
+
+The evidence at a pause: what Whisper wrote so far, how the words end (`cue`), Smart Turn v3's
+probability that the turn is complete (scored again as the silence grows: it grows surer of a
+finished sentence with every tenth of a second), and this caller's own gaps between sentences
+earlier in the call. The decision: how many seconds of silence after the last word end the turn
+(`TurnPolicy.end_after`); the strategy ends it once that much silence has been heard.
+
+People leave 0.25-0.45 s between two sentences of one turn, and a question is the clearest sign
+that they have finished; so a question or request ends sooner than a statement, and a statement
+sooner than words that stop mid-sentence. Waiting costs no voice-to-voice time as long as the
+answer's first audio is ready (bot/speculation.py): the answer is started at the first pause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Cue(Enum):
+    """What the end of a transcript says about the turn."""
+
+    ASKED = "asked"  # a question or exclamation mark: finished
+    REQUEST = "request"  # a request, or a question without its mark: finished
+    SAID = "said"  # a full stop after a statement: probably finished, or a first sentence
+    OPENING = "opening"  # "I was wondering", "Can you tell me": the question is still to come
+    TRAILING = "trailing"  # a comma, dash or ellipsis: the caller is mid-sentence
+    DANGLING = "dangling"  # ends on a word few sentences end on ("and", "the", "is", "um")
+    CLAUSE = "clause"  # a clause that needs another: "When I went to the park.", "What I mean."
+    BARE = "bare"  # no punctuation, and nothing else tells
+
+
+# Words a spoken English sentence rarely ends on, unless it is a question (which Whisper marks):
+# articles, conjunctions, a few prepositions, auxiliaries, possessives and fillers.
+DANGLING = frozenset(
+    {
+        *("a", "an", "the", "and", "or", "but", "because", "if", "when", "while", "than"),
+        *("of", "to", "with", "from", "about", "into", "for"),
+        *("is", "are", "was", "were", "am", "be", "can", "could", "will", "would", "should"),
+        *("my", "your", "his", "her", "our", "their"),
+        *("um", "uh", "er", "erm", "hmm"),
+    }
+)
+_TRAILING = (",", ";", ":", "-", "—", "–", "…", "...")
+# Openings that announce the question still to come. Said alone, with whatever punctuation
+# Whisper gives them ("I was wondering." is common), the caller has not finished, whatever Smart
+# Turn says (p 0.6 seen for "I was wondering", 0.96 for "Can you tell me" on synthetic voices).
+PREAMBLES = (
+    *("wondering", "i wonder", "my question is", "the question is", "question for you"),
+    *("i have a question", "i have another question", "quick question", "let me ask you"),
+    *("want to know", "wanted to know", "like to know", "to find out", "me to ask", "to ask you"),
+    *("can you tell me", "could you tell me", "tell me", "let me think", "here goes"),
+    *("i was thinking", "i was just thinking", "you know what", "guess what", "excuse me"),
+)
+# Words that open a turn without saying anything yet: said alone, more is coming ("Um, well.",
+# "Hello there.", "Okay, so").
+_OPENERS = frozenset(
+    {"so", "um", "uh", "er", "erm", "hmm", "well", "okay", "ok", "right", "alright", "and"}
+    | {"oh", "hey", "hi", "hello", "there", "yes", "yeah", "now", "like", "miss", "harper"}
+)
+# ... unless it is an answer to the bot's own question ("Yes.", "Okay.").
+_ANSWERS = frozenset({"yes", "yeah", "okay", "ok", "right", "alright", "no"})
+# How a request starts ("Please tell me how rainbows are made", "Explain why...").
+_REQUESTS = (
+    *("please", "tell me", "tell us", "explain", "describe", "show me", "teach me", "help me"),
+    *("give me", "read me", "sing", "let's", "let us", "i'd like", "i would like"),
+    *("i want to hear", "i want to learn", "can you", "could you", "would you", "will you"),
+)
+_WH = frozenset({"what", "why", "how", "who", "where", "which", "whose", "when"})
+_AUX = frozenset(
+    {"is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would"}
+    | {"should", "has", "have", "may", "might", "must", "shall"}
+)
+# A clause's subject: after a question word it makes a clause ("what I mean"), not a question.
+_SUBJECTS = frozenset(
+    {"i", "you", "we", "they", "he", "she", "it", "my", "your", "our", "their", "his", "her"}
+    | {"the", "a", "an", "this", "that", "these", "those", "there"}
+)
+# Words that open a clause which needs a main clause after it.
+_SUBORDINATORS = frozenset(
+    {"when", "if", "because", "although", "though", "while", "after", "before", "since"}
+    | {"unless", "until", "whenever", "whereas", "once"}
+)
+# Reporting verbs that a sentence rarely ends on ("And then my friend asked.").
+_REPORTING = frozenset({"said", "says", "asked", "asks", "told", "tells", "explained", "wondered"})
+# Verbs that take a second object: "showed me" says what comes next is what was shown.
+_TWO_OBJECTS = frozenset(
+    {"show", "showed", "shows", "tell", "told", "give", "gave", "teach", "taught", "ask", "asked"}
+    | {"bring", "brought", "send", "sent", "remind", "reminded", "promised", "bought"}
+)
+_OBJECTS = frozenset({"me", "us", "him", "her", "them", "you"})
+# Words a time or place opens with: "Last summer on holiday..." sets a scene for what follows.
+_SCENE = frozenset(
+    {"last", "yesterday", "today", "tonight", "tomorrow", "this", "next", "every", "on", "in"}
+    | {"at", "after", "before", "during", "once", "one"}
+)
+_COPULAS = frozenset({"is", "was", "are", "were"})
+_SENTENCE = re.compile(r"(?<=[^.…][.!?])\s+")  # not after an ellipsis: the sentence goes on
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def _is_clause(words: list[str]) -> bool:
+    """A subordinate clause said alone, a report with nothing reported, or a scene set for what
+    is still to come."""
+    if not words:
+        return False
+    if len(words) > 1 and words[-2] in _TWO_OBJECTS and words[-1] in _OBJECTS:
+        return True
+    if words[0] in _SCENE and len(words) <= 5 and not _SUBJECTS.intersection(words[1:]) - {"the"}:
+        return True
+    if words[-1] in _REPORTING or (
+        words[-2:-1] and words[-2] in _REPORTING and words[-1] == "that"
+    ):
+        return True
+    if words[0] in _SUBORDINATORS:
+        # "When I went to the park I saw a duck" is whole: a second subject starts the main
+        # clause. A short clause with one subject is not.
+        return sum(w in _SUBJECTS - {"the", "a", "an"} for w in words[1:]) < 2 and len(words) <= 9
+    if words[:2] == ["how", "come"]:  # "How come when it rains..." waits for the question
+        return len(words) > 2 and words[2] in _SUBORDINATORS
+    # "What I mean", "Where the sun goes": a clause. "What a day": an exclamation. "What I don't
+    # get is how the moon follows us": the clause is the subject of a whole sentence.
+    clause = len(words) > 1 and words[0] in _WH - {"when"} and words[1] in _SUBJECTS - {"a", "an"}
+    return clause and not _COPULAS.intersection(words[2:-1])
+
+
+def _is_request(words: list[str]) -> bool:
+    """A request ("Tell me a story about a dragon"), or a question Whisper left unmarked ("who
+    invented the light bulb", "why is the sky blue.")."""
+    if len(words) < 3:
+        return False
+    said = " ".join(words)
+    if said.startswith(_REQUESTS) or "please" in words:
+        return True
+    if words[0] in _WH:
+        return words[1] not in _SUBJECTS or (len(words) > 2 and words[1] == "come")
+    return words[0] in _AUX and words[1] in _SUBJECTS | {"anyone", "someone", "everyone"}
+
+
+def cue(text: str) -> Cue:
+    """Classify the end of a transcript."""
+    text = text.strip().strip("\"'")
+    words = _words(text)
+    if (" " + " ".join(words[-5:])).endswith(tuple(f" {p}" for p in PREAMBLES)):
+        return Cue.OPENING
+    if words and len(words) <= 3 and _OPENERS.issuperset(words) and words[-1] not in _ANSWERS:
+        return Cue.OPENING
+    if not text or text.endswith(_TRAILING):
+        return Cue.TRAILING
+    if text.endswith(("?", "!")):
+        return Cue.ASKED
+    if words and words[-1] in DANGLING:
+        return Cue.DANGLING
+    last = _words(_SENTENCE.split(text)[-1])
+    if _is_clause(last):
+        return Cue.CLAUSE
+    if _is_request(last):
+        return Cue.REQUEST
+    return Cue.SAID if text.endswith(".") else Cue.BARE
+
+
+_FINISHED = (Cue.ASKED, Cue.REQUEST)
+_UNFINISHED = (Cue.TRAILING, Cue.DANGLING, Cue.CLAUSE)
+
+
+@dataclass(frozen=True)
+class TurnPolicy:
+    """Every turn-taking threshold (built from Settings: `bot.turns.turn_policy`), and the
+    decision made with them. Times are seconds of silence after the caller's last word.
+
+    The thresholds were tuned on the tuning part of the generated turn set (`make turn-study`:
+    six speech engines, many voices and speeds, two-sentence turns, requests, phrases left
+    unfinished over a pause, babble, music, fan noise, reverb, phone-band and quiet callers),
+    and are reported on its held-out part; never on the tests' recordings.
+    """
+
+    early_secs: float = 0.03  # a pause this long starts Whisper and the verdict
+    question_wait: float = 0.35  # a question, a request
+    statement_wait: float = 0.4  # a statement Smart Turn agrees is finished
+    unsure_wait: float = 0.6  # neither the words nor the model are sure
+    unfinished_wait: float = 1.0  # words that stop mid-sentence, in a voice that sounds done
+    open_wait: float = 1.5  # the caller sounds mid-sentence, or has announced a question
+    said_probability: float = 0.1  # a full stop, unless the model is sure it is unfinished
+    bare_probability: float = 0.3  # no punctuation
+    unfinished_probability: float = 0.8  # mid-sentence words: only a sure model shortens the wait
+    # A caller's own gaps between sentences: the wait after a finished-sounding sentence is at
+    # least their longest recent gap plus `gap_margin`, up to `gap_wait_limit`.
+    gap_margin: float = 0.05
+    gap_wait_limit: float = 0.9
+    gaps_kept: int = 4  # the caller's most recent gaps that count
+    # A room louder than this (other voices, music, a fan; dBFS) goes on in the silence after
+    # the caller's words, where Smart Turn hears a turn still going (p 0.01-0.05 seen on
+    # finished sentences in babble): its objections do not count there.
+    noisy_room_db: float = -40.0
+    rescore_secs: float = 0.05  # while waiting, Smart Turn scores the turn again this often
+    # The caller speaks again (voice for `resume_voice_secs`: not a click) this soon after the
+    # answer began: the bot stops at once, and the next answer is to the whole turn.
+    resume_secs: float = 0.5
+    resume_voice_secs: float = 0.06
+
+    def needs_model(self, text: str) -> bool:
+        """Whether Smart Turn's probability can change the verdict on `text`."""
+        return cue(text) not in (*_FINISHED, Cue.OPENING)
+
+    def end_after(
+        self,
+        text: str,
+        probability: float | None,
+        gaps: Sequence[float] = (),
+        room_db: float | None = None,
+    ) -> float:
+        """Seconds of silence after the last word at which the turn ends, given what has been
+        said, Smart Turn's latest probability (None only where `needs_model` is false), the
+        caller's recent gaps between sentences and the room's noise floor (dBFS), if known."""
+        kind = cue(text)
+        if kind is Cue.OPENING:
+            return self.open_wait
+        if kind in _FINISHED:
+            wait = self.question_wait
+        elif probability is None:
+            raise ValueError(f"a {kind.value!r} transcript needs Smart Turn's probability")
+        elif room_db is not None and room_db > self.noisy_room_db:
+            return self.unfinished_wait if kind in _UNFINISHED else self.statement_wait
+        elif kind in _UNFINISHED:
+            sure = probability >= self.unfinished_probability
+            return self.unfinished_wait if sure else self.open_wait
+        elif kind is Cue.SAID:
+            wait = self.statement_wait if probability >= self.said_probability else self.unsure_wait
+        else:  # BARE
+            wait = self.statement_wait if probability >= self.bare_probability else self.unsure_wait
+        if gaps:
+            wait = max(wait, min(self.gap_wait_limit, max(gaps) + self.gap_margin))
+        return wait
+
+    def may_speculate(
+        self,
+        text: str,
+        probability: float | None,
+        gaps: Sequence[float] = (),
+        room_db: float | None = None,
+    ) -> bool:
+        """Worth answering before the turn is confirmed: it is likely to end soon."""
+        return self.end_after(text, probability, gaps, room_db) < self.open_wait

@@ -1,0 +1,63 @@
+"""The noise floor under the VAD: the room's level, learned without anyone saying who spoke, and
+what stands out from it."""
+
+import numpy as np
+
+from bot.turns import NoiseFloor
+
+RATE = 16000
+FRAME = 320  # 20 ms
+
+
+def hear(floor: NoiseFloor, pcm: list[bytes], confidence: float) -> None:
+    """The line's frames, with what Silero made of each."""
+    for frame in pcm:
+        floor.listen(frame)
+        floor.judge(confidence)
+
+
+def frames(level_db: float, secs: float, seed: int = 0) -> list[bytes]:
+    """Noise at `level_db` dBFS (RMS), in 20 ms frames of 16-bit PCM."""
+    rng = np.random.default_rng(seed)
+    samples = rng.normal(0, 10 ** (level_db / 20), int(secs * RATE)) * 32768
+    pcm = np.clip(samples, -32768, 32767).astype("<i2")
+    return [pcm[i : i + FRAME].tobytes() for i in range(0, len(pcm), FRAME)]
+
+
+def test_everything_counts_until_the_room_has_been_heard():
+    floor = NoiseFloor(6.0)
+    for frame in frames(-35, 0.2):
+        floor.listen(frame)
+    assert floor.floor is None and floor.stands_out(starting=True)
+
+
+def test_in_a_room_of_other_voices_only_a_caller_above_them_counts():
+    floor = NoiseFloor(6.0, start_extra_db=4.0)
+    hear(floor, frames(-35, 2.0), confidence=0.95)  # Silero hears the room as speech
+    assert abs(floor.floor - (-35)) < 1.5 and floor.voices
+    assert not floor.stands_out(), "the room's own level"
+    hear(floor, frames(-27, 0.3, seed=1), confidence=0.95)  # 8 dB above the room
+    assert floor.stands_out(), "enough to go on speaking"
+    assert not floor.stands_out(starting=True), "not enough to start: other voices reach it"
+    hear(floor, frames(-22, 0.3, seed=2), confidence=0.95)
+    assert floor.stands_out(starting=True)
+
+
+def test_a_steady_noise_is_left_to_silero():
+    """A fan or a street, which Silero does not take for speech: a caller 8 dB above it may
+    start speaking (among other voices that takes 10 dB)."""
+    floor = NoiseFloor(6.0, start_extra_db=4.0)
+    hear(floor, frames(-35, 2.0), confidence=0.05)
+    assert not floor.voices
+    hear(floor, frames(-27, 0.3, seed=1), confidence=0.9)
+    assert floor.stands_out(starting=True)
+
+
+def test_the_floor_follows_the_room_not_a_caller_who_talks_for_seconds():
+    floor = NoiseFloor(6.0)
+    hear(floor, frames(-35, 1.0), confidence=0.95)
+    talk = frames(-20, 4.0, seed=3)
+    gaps = frames(-35, 1.0, seed=4)
+    for i, frame in enumerate(talk):  # a word gap every second
+        hear(floor, [gaps[i % len(gaps)] if i % 50 < 8 else frame], confidence=0.95)
+    assert floor.floor < -30 and floor.stands_out()
