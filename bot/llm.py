@@ -219,13 +219,16 @@ class KitLLMService(OpenAILLMService):
         self._guard.reset()
         self._written = []
         self._answer = None
-        filler = self.create_task(self._fill_silence(), f"{self}::filler")
+        filler = None
+        if self._filler and self._filler_secs:
+            filler = self.create_task(self._fill_silence(), f"{self}::filler")
         try:
             await super()._process_context(context)
         except _AnswerEnded:
             logger.debug(f"{self}: answer ended by the guard; generation stopped")
         finally:
-            await self.cancel_task(filler)
+            if filler is not None:
+                await self.cancel_task(filler)
         cut_short = self._answer is not None and self._answer.finish_reason == "length"
         if rest := self._guard.flush(complete=not cut_short):
             await self._pass_on(rest)
@@ -264,8 +267,6 @@ class KitLLMService(OpenAILLMService):
 
     async def _fill_silence(self) -> None:
         """Say the filler if the answer has no words `filler_secs` after its turn ended."""
-        if not (self._filler and self._filler_secs):
-            return
         await self._confirmed.wait()
         await asyncio.sleep(self._filler_secs)
         if not self._written:

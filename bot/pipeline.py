@@ -207,6 +207,12 @@ class CallEvents:
         """Record a turn's (or the greeting's) latency; log it and show it on the page."""
         report, call_id = self.report, self.call_id
         kind = "greeting" if breakdown.measured_from is MeasuredFrom.CLIENT_CONNECTED else "turn"
+        if kind == "greeting" and report.latency.turns:
+            # Pipecat's observer measures from the call's start when an answer begins with no
+            # caller silence on record (the caller went on as an answer began): not a turn's
+            # latency, and not a second greeting.
+            logger.debug(f"[{call_id}] an answer with no caller silence to measure from")
+            return
         number = len(report.latency.user_turns()) + (1 if kind == "turn" else 0)
         start = breakdown.user_turn_start_time or 0.0
         contributions = [

@@ -191,10 +191,11 @@ class TurnPolicy:
     bare_probability: float = 0.3  # no punctuation
     unfinished_probability: float = 0.8  # mid-sentence words: only a sure model shortens the wait
     # A caller's own gaps between sentences: the wait after a finished-sounding sentence is at
-    # least their longest recent gap plus `gap_margin`, up to `gap_wait_limit`.
+    # least their typical (median) recent gap plus `gap_margin`. Longer silences are pauses to
+    # think, not gaps between sentences, and do not count: nor does a wait grow past the limit.
     gap_margin: float = 0.05
-    gap_wait_limit: float = 0.9
-    gaps_kept: int = 4  # the caller's most recent gaps that count
+    gap_wait_limit: float = 0.6
+    gaps_kept: int = 5  # the caller's most recent gaps that count
     # A room louder than this (other voices, music, a fan; dBFS) goes on in the silence after
     # the caller's words, where Smart Turn hears a turn still going (p 0.01-0.05 seen on
     # finished sentences in babble): its objections do not count there.
@@ -235,16 +236,21 @@ class TurnPolicy:
             wait = self.statement_wait if probability >= self.said_probability else self.unsure_wait
         else:  # BARE
             wait = self.statement_wait if probability >= self.bare_probability else self.unsure_wait
-        if gaps:
-            wait = max(wait, min(self.gap_wait_limit, max(gaps) + self.gap_margin))
+        sentence_gaps = sorted(g for g in gaps if g <= self.gap_wait_limit)
+        if sentence_gaps:
+            typical = sentence_gaps[len(sentence_gaps) // 2]
+            wait = max(wait, min(self.gap_wait_limit, typical + self.gap_margin))
         return wait
 
     def may_speculate(
-        self,
-        text: str,
-        probability: float | None,
-        gaps: Sequence[float] = (),
-        room_db: float | None = None,
+        self, text: str, probability: float | None, room_db: float | None = None
     ) -> bool:
-        """Worth answering before the turn is confirmed: it is likely to end soon."""
-        return self.end_after(text, probability, gaps, room_db) < self.open_wait
+        """Worth answering before the turn is confirmed: nothing says the caller is mid-sentence
+        (however long the waits are set)."""
+        kind = cue(text)
+        if kind is Cue.OPENING:
+            return False
+        noisy = room_db is not None and room_db > self.noisy_room_db
+        if kind in _UNFINISHED and not noisy:
+            return probability is not None and probability >= self.unfinished_probability
+        return True

@@ -77,7 +77,7 @@ _FRAME_SECS = 0.02  # a transport's audio frame: a wait is heard out to within o
 _STALLED_INPUT_SECS = 1.0  # no audio this long after a wait's end: the input has stopped
 # Silero's confidence from which a window may be the caller starting again: a turn does not end
 # on it (the VAD's own threshold, 0.7, missed soft onsets by 0.1-0.4 s; make turn-study). Nor on
-# a frame this far above the room's level (and this loud).
+# a frame this far above the line's level over the half second before (and this loud).
 STIRRING = 0.3
 ONSET_DB, ONSET_MIN_DBFS = 12.0, -55.0
 
@@ -93,13 +93,17 @@ def turn_policy(settings: Settings) -> TurnPolicy:
     )
 
 
+def _db(power: float) -> float:
+    return 10 * math.log10(power + 1e-10)
+
+
 class NoiseFloor:
     """The room's level, and whether the line stands out from it now.
 
     Measured on the line as it is (RNNoise would hide the room between words and let it through
     in between), as power over the last `smooth_secs`: over a fifth of a second, other voices'
     syllables blur into a steady level that a caller 10 dB louder stands out from (over 32 ms
-    they overlap). The floor is the 10th percentile of that level over the last seconds: the
+    they overlap). The floor is the 10th percentile of that level over the last 3 s: the
     room is there between the caller's words and while they listen, so it needs no one to say
     who was speaking (Silero cannot: it hears the other voices as speech). Audio not `margin_db`
     above it does not count as the caller's voice, whatever Silero says, and speech does not
@@ -117,12 +121,13 @@ class NoiseFloor:
         *,
         start_extra_db: float = 4.0,
         smooth_secs: float = 0.2,
-        history_secs: float = 6.0,
+        history_secs: float = 3.0,
         frame_secs: float = 0.02,
     ):
         self.margin_db = margin_db
         self.start_extra_db = start_extra_db
         self._recent: deque[float] = deque(maxlen=max(1, round(smooth_secs / frame_secs)))
+        self._frames: deque[float] = deque(maxlen=max(2, round(0.5 / frame_secs)))  # dBFS
         self._levels: deque[float] = deque(maxlen=max(1, round(history_secs / frame_secs)))
         self._needed = max(1, round(0.3 / frame_secs))
         # How much the room itself sounds like speech to Silero (0-1): undecided at first, so
@@ -133,23 +138,22 @@ class NoiseFloor:
         """Take the line's next frame (16-bit PCM)."""
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
         self._recent.append(float(np.mean(samples**2)))
+        self._frames.append(_db(self._recent[-1]))
         self._levels.append(self.level)
 
     @property
     def rising(self) -> bool:
-        """Whether the latest frame alone is well above the room: the start of a sound, which
-        Silero may not yet call voice ("she", "please" on a phone line)."""
-        floor = self.floor
-        if floor is None or not self._recent:
+        """Whether the latest frame alone is well above the line's level just before: the start
+        of a sound, which Silero may not yet call voice ("she", "please" on a phone line)."""
+        if len(self._frames) < (self._frames.maxlen or 0):
             return False
-        frame_db = 10 * math.log10(self._recent[-1] + 1e-10)
-        return frame_db >= max(floor + ONSET_DB, ONSET_MIN_DBFS)
+        before = float(np.median(list(self._frames)[:-1]))
+        return self._frames[-1] >= max(before + ONSET_DB, ONSET_MIN_DBFS)
 
     @property
     def level(self) -> float:
         """The line's level now (its power over the last `smooth_secs`), in dBFS."""
-        power = sum(self._recent) / len(self._recent) if self._recent else 0.0
-        return 10 * math.log10(power + 1e-10)
+        return _db(sum(self._recent) / len(self._recent) if self._recent else 0.0)
 
     @property
     def floor(self) -> float | None:
@@ -519,7 +523,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         text = self._text()
         if self._probability is None and self._policy.needs_model(text):
             return  # Smart Turn is still scoring
-        if not self._policy.may_speculate(text, self._probability, self._gaps, self._vad.room_db):
+        if not self._policy.may_speculate(text, self._probability, self._vad.room_db):
             return
         self._resumption.settle()
         self._speculation = text

@@ -58,6 +58,7 @@ from scripts.make_turns import make  # noqa: E402
 LOOP_NGRAM = 4
 STALL_MS = 500  # endpointing beyond this on a finished turn is a stall
 ANSWER_SECS = 20  # a turn with no answer this long after its last word is unanswered
+QUIET_SECS = 1.5  # the bot quiet this long after an answer: the turn is over
 
 
 @dataclass
@@ -118,9 +119,15 @@ async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
             max(0.0, end - time.monotonic()) + ANSWER_SECS,
             "the answer",
         )
-        # A turn the caller had not finished may be followed by a second one: let it come.
+        # A turn the caller had not finished may be followed by a second answer: let it come,
+        # and the bot be quiet a while, so that it is not taken for the next turn's.
         await asyncio.sleep(max(0.0, end + 0.5 - time.monotonic()))
-        await caller.wait_for(lambda: not caller.bot_speaking(), 60, "the answer's end")
+        while True:
+            await caller.wait_for(lambda: not caller.bot_speaking(), 60, "the answer's end")
+            starts = len(caller.of_type("bot-started-speaking"))
+            await asyncio.sleep(QUIET_SECS)
+            if len(caller.of_type("bot-started-speaking")) == starts:
+                break
     except AssertionError as error:
         turn.error = str(error).split(";")[0]
         first = caller.first_sound_after(asked)

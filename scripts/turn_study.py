@@ -127,11 +127,18 @@ async def vad_pauses(pcm: np.ndarray) -> tuple[list[Pause], float]:
 
 
 def measure(entry: dict, folder: Path, decoder, model) -> Clip:
-    """What the call would have at each of the clip's pauses. After the clip the line is
-    silent, as the benchmark's caller's is."""
-    pcm = np.concatenate([read(folder / entry["file"]), np.zeros(int(PAD_SECS * RATE), "<i2")])
+    """What the call would have at each of the clip's pauses. Before and after the clip the
+    line is silent, as the benchmark's caller's is while the greeting plays and the bot answers.
+    Times are from the clip's start."""
+    silent = np.zeros(int(PAD_SECS * RATE), "<i2")
+    pcm = np.concatenate([silent, read(folder / entry["file"]), silent])
     audio = pcm.astype(np.float32) / 32768
     pauses, length = asyncio.run(vad_pauses(pcm))
+    pauses = [p for p in pauses if p.start >= PAD_SECS]
+    for pause in pauses:
+        pause.start -= PAD_SECS
+        pause.end = None if pause.end is None else pause.end - PAD_SECS
+    audio, length = audio[len(silent) :], length - PAD_SECS
     clip = Clip(
         entry["name"],
         entry["part"],

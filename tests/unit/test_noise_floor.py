@@ -54,10 +54,11 @@ def test_a_steady_noise_is_left_to_silero():
 
 
 def test_the_floor_follows_the_room_not_a_caller_who_talks_for_seconds():
+    """Between phrases (0.3 s every second here) only the room is heard."""
     floor = NoiseFloor(6.0)
     hear(floor, frames(-35, 1.0), confidence=0.95)
     talk = frames(-20, 4.0, seed=3)
     gaps = frames(-35, 1.0, seed=4)
     for i, frame in enumerate(talk):  # a word gap every second
-        hear(floor, [gaps[i % len(gaps)] if i % 50 < 8 else frame], confidence=0.95)
+        hear(floor, [gaps[i % len(gaps)] if i % 50 < 15 else frame], confidence=0.95)
     assert floor.floor < -30 and floor.stands_out()

@@ -99,15 +99,22 @@ def test_an_opening_waits_for_the_question_however_sure_the_model_is():
     assert not POLICY.may_speculate("Can you tell me?", 0.99)
 
 
+def test_a_finished_sentence_is_answered_ahead_however_long_its_wait_is_set():
+    patient = TurnPolicy(statement_wait=1.6, question_wait=1.6)
+    assert patient.end_after("I have a pet rabbit.", 0.6) > patient.open_wait
+    assert patient.may_speculate("I have a pet rabbit.", 0.6)
+    assert patient.may_speculate("What should I feed her?", None)
+
+
 def test_a_caller_who_leaves_long_gaps_between_sentences_is_waited_for_longer():
-    """Their gaps raise the wait after a finished-sounding sentence, up to a limit; words that
-    stop mid-sentence wait as long as they did."""
-    gaps = [0.3, 0.55]
-    assert POLICY.end_after("I like turtles.", 0.95, gaps) == pytest.approx(0.65)
-    assert POLICY.end_after("Why is the sky blue?", None, gaps) == pytest.approx(0.65)
-    assert POLICY.end_after("Why is the sky blue?", None, [2.0]) == POLICY.gap_wait_limit
+    """Their typical gap raises the wait after a finished-sounding sentence, up to a limit; a
+    pause to think does not count; words that stop mid-sentence wait as long as they did."""
+    assert POLICY.end_after("I like turtles.", 0.95, [0.3, 0.45, 0.4]) == pytest.approx(0.5)
+    assert POLICY.end_after("Why is the sky blue?", None, [0.45]) == pytest.approx(0.55)
+    assert POLICY.end_after("Why is the sky blue?", None, [0.58]) == POLICY.gap_wait_limit
+    assert POLICY.end_after("Why is the sky blue?", None, [0.9, 2.0]) == 0.35, "pauses to think"
     assert POLICY.end_after("Why is the sky blue?", None, [0.1]) == 0.35, "never shorter"
-    assert POLICY.end_after("When I went to the park...", 0.99, gaps) == 0.9
+    assert POLICY.end_after("When I went to the park...", 0.99, [0.45]) == 0.9
 
 
 def test_the_policy_is_built_from_the_settings():
