@@ -4,6 +4,7 @@ transport, and `/health` counts it; once a call ends, its place is taken again."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -40,8 +41,11 @@ def one_line_bot(stack):
 
 def sockets(pid: int) -> int:
     """Sockets the process holds open (TCP and UDP alike)."""
-    fds = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed since the listing
+            held += os.readlink(fd).startswith("socket:")
+    return held
 
 
 async def wait_until_free(url: str, within: float) -> None:
