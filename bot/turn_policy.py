@@ -246,8 +246,7 @@ class TurnPolicy:
         self, text: str, probability: float | None, room_db: float | None = None
     ) -> bool:
         """Worth answering before the turn is confirmed: nothing says the caller is mid-sentence
-        (however long the waits are set). Only words that stop mid-sentence, in a quiet room,
-        need Smart Turn's `probability` (None: not scored yet) to be answered early."""
+        (however long the waits are set)."""
         kind = cue(text)
         if kind is Cue.OPENING:
             return False

@@ -521,8 +521,8 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         if not (self._eager or (self._paused and self._segment_final and self._committed)):
             return
         text = self._text()
-        # Not waiting for Smart Turn where its verdict cannot stop the answer: it is scored
-        # meanwhile, and the answer is one model run earlier.
+        if self._probability is None and self._policy.needs_model(text):
+            return  # Smart Turn is still scoring
         if not self._policy.may_speculate(text, self._probability, self._vad.room_db):
             return
         self._resumption.settle()

@@ -106,13 +106,6 @@ def test_a_finished_sentence_is_answered_ahead_however_long_its_wait_is_set():
     assert patient.may_speculate("What should I feed her?", None)
 
 
-def test_only_words_that_stop_mid_sentence_wait_for_smart_turn_to_be_answered_early():
-    assert POLICY.may_speculate("I have a pet rabbit.", None)
-    assert POLICY.may_speculate("i have a pet rabbit", None)
-    assert not POLICY.may_speculate("When I went to the park...", None)
-    assert POLICY.may_speculate("When I went to the park...", None, room_db=-30.0)
-
-
 def test_a_caller_who_leaves_long_gaps_between_sentences_is_waited_for_longer():
     """Their typical gap raises the wait after a finished-sounding sentence, up to a limit; a
     pause to think does not count; words that stop mid-sentence wait as long as they did."""
