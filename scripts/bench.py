@@ -12,7 +12,7 @@ developed on.
 
 Besides latency it judges turn taking, from the caller's side: a **cut-in** is bot audio begun
 while the caller still had words to say; a **stall** is a finished turn whose endpointing (the
-caller's last word to the bot's decision) took more than 0.5 s; an **unanswered** turn got no
+caller's last word to the bot's decision), or a wait no stage accounts for, took more than 0.5 s; an **unanswered** turn got no
 answer at all.
 
 Each turn is measured twice:
@@ -78,7 +78,10 @@ class Turn:
 
     @property
     def stalled(self) -> bool:
-        return not self.cut and self.stages_ms.get("endpointing", 0.0) > STALL_MS
+        """Answered late: a long endpointing, or as long a wait that no stage accounts for (a
+        turn the kit's strategy never ended, ended by Pipecat's 5 s user-turn timeout)."""
+        waits = (self.stages_ms.get("endpointing", 0.0), self.stages_ms.get("rest", 0.0))
+        return not self.cut and max(waits) > STALL_MS
 
     @property
     def unanswered(self) -> bool:
