@@ -14,7 +14,9 @@ as an `EagerTranscriptionFrame`. When the VAD then stops and nothing but silence
 between, that result is the segment's transcript: the same audio, so the same words, and Whisper
 is off the turn's critical path. If the caller went on, it is dropped; and if Whisper wrote no
 end to the sentence, the segment is heard again whole: a soft last word ("why do cats purr")
-the VAD took for silence is often what it lacked (seen in the turn study).
+the VAD took for silence is often what it lacked (seen in the turn study). A segment in which
+Whisper finds no words (a breath, a click) is announced as such (`NothingHeardFrame`), so that
+the turn strategy does not wait for a transcript that never comes.
 """
 
 from __future__ import annotations
@@ -107,6 +109,11 @@ class TranscribeNowFrame(SystemFrame):
     """Upstream, from the turn strategy: the caller paused; transcribe what they said so far."""
 
 
+class NothingHeardFrame(SystemFrame):
+    """Downstream, to the turn strategy: Whisper wrote no words for the segment the VAD just
+    ended (a breath, a click, a cough), so the turn's words are what came before."""
+
+
 # After an early transcript, what came in until the VAD's stop counts as silence below this
 # share of the segment's loudest sample (Whisper hears the line as it is, room noise and all).
 _SILENCE_SHARE = 0.2
@@ -195,5 +202,9 @@ class SharedWhisperSTTService(WhisperSTTService):
                 yield frame
             return
         await self._drop_early()
+        heard = False
         async for frame in super().run_stt(audio):
+            heard = heard or isinstance(frame, TranscriptionFrame)
             yield frame
+        if not heard:
+            yield NothingHeardFrame()

@@ -66,7 +66,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
-from bot.stt import SAMPLE_RATE, TranscribeNowFrame
+from bot.stt import SAMPLE_RATE, NothingHeardFrame, TranscribeNowFrame
 from bot.tuning import Tuning
 from bot.turn_policy import Cue, TurnPolicy, cue
 
@@ -436,6 +436,11 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
             self._committed = f"{self._committed} {frame.text.strip()}".strip()
             self._eager, self._segment_final = "", True
             await self._maybe_score()
+            await self._maybe_speculate()
+            await self._maybe_decide()
+        elif isinstance(frame, NothingHeardFrame):
+            # The segment had no words: the turn is what was said before it.
+            self._segment_final = True
             await self._maybe_speculate()
             await self._maybe_decide()
         elif isinstance(frame, VADUserStartedSpeakingFrame):

@@ -22,6 +22,8 @@ from pipecat.frames.frames import (
     MetricsFrame,
     TranscriptionFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.pipeline.pipeline import Pipeline
@@ -35,7 +37,7 @@ from pipecat.transcriptions.language import Language
 from bot.config import Settings
 from bot.models import SpeechModel
 from bot.pipeline import context_aggregators
-from bot.stt import SharedWhisperSTTService, TurnDecoder
+from bot.stt import NothingHeardFrame, SharedWhisperSTTService, TurnDecoder
 from bot.tuning import tuning
 from scripts.speech import _noise
 from tests.support import FIXTURES, spoken, whisper, words
@@ -271,3 +273,25 @@ async def test_a_question_spoken_over_other_voices_is_answered():
     assert len(of(down, UserStoppedSpeakingFrame)) == 1, "the turn ended in the babble"
     [said] = user_messages(context)
     assert "spider" in words(said), said
+
+
+async def test_a_segment_whisper_finds_no_words_in_is_reported_as_such():
+    """A breath or a click the VAD took for speech: Whisper writes nothing, and the turn
+    strategy is told so, rather than waiting for a transcript that never comes."""
+    stt = SharedWhisperSTTService(
+        decoder=TurnDecoder(whisper()),
+        settings=WhisperSTTService.Settings(model="tiny.en", language=Language.EN),
+        ttfs_p99_latency=0.5,
+    )
+    breath = (0.003 * 32768 * _noise(int(0.4 * RATE), seed=3)).astype("<i2")
+    frames = [
+        InputAudioRawFrame(audio=breath[i : i + FRAME].tobytes(), sample_rate=RATE, num_channels=1)
+        for i in range(0, len(breath) - FRAME + 1, FRAME)
+    ]
+    down, _ = await run_test(
+        stt,
+        frames_to_send=[VADUserStartedSpeakingFrame(), *frames, VADUserStoppedSpeakingFrame()],
+        pipeline_params=PipelineParams(audio_in_sample_rate=RATE),
+    )
+    assert not of(down, TranscriptionFrame)
+    assert len(of(down, NothingHeardFrame)) == 1

@@ -18,6 +18,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.utils.asyncio.task_manager import TaskManager
 
+from bot.stt import NothingHeardFrame
 from bot.turn_policy import TurnPolicy
 from bot.turns import HybridTurnStopStrategy, ResumeStartStrategy, Resumption
 
@@ -117,15 +118,17 @@ class Caller:
         await self.frames(secs)
 
     async def pause(self, heard: str, secs: float) -> None:
-        """Stop speaking for `secs`: Whisper writes `heard` at the pause's start, the VAD calls
-        the speech over after its stop."""
+        """Stop speaking for `secs`: Whisper writes `heard` at the pause's start (nothing, if
+        empty), the VAD calls the speech over after its stop."""
         self.vad.hearing = self.vad.speaking = False
         self.vad.pause_secs = FRAME_SECS
         await self.frames(0.04)
-        await self.strategy.process_frame(EagerTranscriptionFrame(heard, "caller", "now"))
+        if heard:
+            await self.strategy.process_frame(EagerTranscriptionFrame(heard, "caller", "now"))
         await self.frames(STOP_SECS - 0.04)
         await self.strategy.process_frame(VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS))
-        await self.strategy.process_frame(TranscriptionFrame(heard, "caller", "now"))
+        if heard:
+            await self.strategy.process_frame(TranscriptionFrame(heard, "caller", "now"))
         await self.frames(secs - STOP_SECS)
 
     async def resume(self) -> None:
@@ -154,6 +157,23 @@ async def test_a_two_sentence_turn_is_not_cut_after_the_first():
     await caller.say()
     await caller.pause("My cat had kittens last night. How do I look after them?", 0.5)
     assert caller.events.log[-2:] == ["inference_triggered", "stopped"]
+    await caller.done()
+
+
+async def test_a_sound_with_no_words_after_the_turn_does_not_hold_it_open():
+    """A breath or a click after the question: the VAD hears a new segment, Whisper writes
+    nothing for it, and the turn still ends (not at Pipecat's 5 s timeout)."""
+    caller = Caller(POLICY, 0.95)
+    await caller.start()
+    await caller.say()
+    await caller.pause("How do magnets stick to the fridge?", 0.25)
+    await caller.resume()
+    await caller.say(0.1)
+    await caller.pause("", 0.2)
+    assert not caller.events.stopped
+    await caller.strategy.process_frame(NothingHeardFrame())
+    await caller.frames(0.4)
+    assert caller.events.stopped, "ended on what was said before the sound"
     await caller.done()
 
 
