@@ -12,8 +12,8 @@ developed on.
 
 Besides latency it judges turn taking, from the caller's side: a **cut-in** is bot audio begun
 while the caller still had words to say; a **stall** is a finished turn whose endpointing (the
-caller's last word to the bot's decision), or a wait no stage accounts for, took more than 0.5 s; an **unanswered** turn got no
-answer at all.
+caller's last word to the bot's decision), or a wait no stage accounts for, took more than
+0.5 s; an **unanswered** turn got no answer at all.
 
 Each turn is measured twice:
 - by the bot (Pipecat's UserBotLatencyObserver, folded into bot/latency.py's stages): from the
@@ -56,7 +56,7 @@ from scripts.make_turns import OUT as TURNS_DIR  # noqa: E402
 from scripts.make_turns import make  # noqa: E402
 
 LOOP_NGRAM = 4
-STALL_MS = 500  # endpointing beyond this on a finished turn is a stall
+STALL_MS = 500  # a wait beyond this on a finished turn is a stall (`Turn.stalled`)
 ANSWER_SECS = 20  # a turn with no answer this long after its last word is unanswered
 QUIET_SECS = 1.5  # the bot quiet this long after an answer: the turn is over
 
