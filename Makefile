@@ -171,7 +171,7 @@ up-mac-cpu: compose-check mac-ollama ## Compose on a Mac: TTS server and bot in 
 
 up-metrics: docker-check ## Compose: Prometheus scraping the running stack's bot and TTS server (needs Docker Hub)
 	@$(COMPOSE) --profile metrics up --detach --wait prometheus
-	@echo "Prometheus: http://localhost:$(call setting,PROMETHEUS_PORT,9090) (see the README for a query)"
+	@echo "Prometheus: http://localhost:$(call setting,PROMETHEUS_PORT,9090) (see docs/scaling.md for a query)"
 
 down: docker-check ## Compose: stop and remove the stack, whatever its profile (the model volumes stay)
 	@$(COMPOSE_ALL) down --remove-orphans

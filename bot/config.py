@@ -247,7 +247,7 @@ class Settings(BaseSettings):
     @property
     def max_calls(self) -> int:
         """BOT_MAX_CALLS, or one call per core: on 2 cores two calls answer as fast as one, and
-        four at once slow every call to several seconds (measured; see the README)."""
+        four at once slow every call to several seconds (measured; see docs/scaling.md)."""
         return self.bot_max_calls or max(1, os.cpu_count() or 1)
 
     @property
