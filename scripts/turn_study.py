@@ -5,9 +5,10 @@
 
 For every turn of `scripts/make_turns.py` it takes what the call would have (the call's own VAD,
 RNNoise and noise floor included, fed the line in 20 ms frames; Whisper's transcript at each
-pause, with the kit's decoder; Smart Turn's probability every 50 ms of silence), then replays
-`TurnPolicy.end_after` over each pause as the turn strategy does (bot/turns.py), the caller's
-gaps between sentences remembered from pause to pause. It reports per part (tune, dev, held-out):
+pause, with the kit's decoder; the language model's reading of a statement's words; Smart Turn's
+probability every 50 ms of silence), then replays `TurnPolicy.end_after` over each pause as the
+turn strategy does (bot/turns.py), the caller's gaps between sentences remembered from pause to
+pause. It reports per part (tune, dev, held-out):
 cut-ins (the turn ended in a pause the caller went on after), stalls (more than 0.5 s from the
 last word to the end of a finished turn), unanswered turns, and the VAD's end-of-speech error per
 noise type. What the models make of each clip is cached (`--out`), so `--tune` replays many
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
-from bot.turn_policy import TurnPolicy, cue  # noqa: E402
+from bot.turn_policy import TurnPolicy  # noqa: E402
 from bot.turns import turn_policy  # noqa: E402
 from scripts.make_turns import OUT as TURNS_DIR  # noqa: E402
 from scripts.make_turns import make  # noqa: E402
@@ -64,6 +65,7 @@ class Pause:
     # ... and heard again at the VAD's stop, where Whisper wrote no end to a sentence (bot/stt.py)
     final: str = ""
     scores: list[float] = field(default_factory=list)  # Smart Turn every STEP_SECS of silence
+    sentence_end: float | None = None  # the language model's reading of `text`, where it counts
 
     @property
     def text(self) -> str:
@@ -126,7 +128,7 @@ async def vad_pauses(pcm: np.ndarray) -> tuple[list[Pause], float]:
     return pauses, len(pcm) / RATE
 
 
-def measure(entry: dict, folder: Path, decoder, model) -> Clip:
+def measure(entry: dict, folder: Path, decoder, model, sentences) -> Clip:
     """What the call would have at each of the clip's pauses. Before and after the clip the
     line is silent, as the benchmark's caller's is while the greeting plays and the bot answers.
     Times are from the clip's start."""
@@ -159,6 +161,8 @@ def measure(entry: dict, folder: Path, decoder, model) -> Clip:
             stopped = int((pause.start + SETTINGS.vad_stop_secs) * RATE)
             segments, _ = decoder.transcribe(audio[:stopped], language="en")
             pause.final = " ".join(s.text for s in segments).strip()
+        if TurnPolicy().reads(pause.text):
+            pause.sentence_end = round(sentences.probability(pause.text), 4)
         if not TurnPolicy().needs_model(pause.text):
             clip.pauses.append(pause)
             continue  # the words decide; Smart Turn is not asked
@@ -191,14 +195,16 @@ def replay(policy: TurnPolicy, clip: Clip) -> Outcome:
             if needs_model and step >= len(pause.scores):
                 break
             probability = pause.scores[step] if needs_model else None
-            due = silence >= policy.end_after(text, probability, gaps, pause.room_db) - 0.02
+            wait = policy.end_after(text, probability, gaps, pause.room_db, pause.sentence_end)
+            due = silence >= wait - 0.02
             if due and round(silence / 0.02) not in stirs:
                 ended = pause.start + silence
                 if ended < clip.speech_end - 0.05:
                     return Outcome(cut_in=True, heard=text)
                 return Outcome(endpointing=ended - clip.speech_end, heard=text)
             silence = round(silence + 0.02, 3)  # a frame at a time, as the call hears it
-        if pause.end is not None and cue(text).value in ("asked", "request", "said", "bare"):
+        kind = policy.kind(text, pause.sentence_end)
+        if pause.end is not None and kind.value in ("asked", "request", "said", "bare"):
             gaps.append(length)
     return Outcome(heard=clip.pauses[-1].text if clip.pauses else "")
 
@@ -260,6 +266,7 @@ GRID = {
     "unsure_wait": (0.6, 0.7, 0.8),
     "gap_margin": (0.0, 0.05, 0.1),
     "noisy_room_db": (-50.0, -40.0, 0.0),
+    "sentence_end_probability": (0.01, 0.05, 0.1),
 }
 # What the kit's voice-to-voice target (a 0.45 s median) leaves for the median endpointing,
 # with the answer's first audio ready and held by then.
@@ -298,15 +305,19 @@ def study(folder: Path) -> list[Clip]:
     from faster_whisper import WhisperModel
 
     from bot.models import bundled_whisper_path
+    from bot.sentence_end import load_sentence_end_model
     from bot.stt import TurnDecoder
     from bot.turns import SmartTurnModel
 
     entries = make(folder)
     whisper = WhisperModel(bundled_whisper_path(), device="cpu", compute_type="int8")
     decoder, model = TurnDecoder(whisper), SmartTurnModel()
+    sentences = load_sentence_end_model()
+    if sentences is None:
+        raise SystemExit("the turn study needs the sentence-end model: uv sync --extra bot")
     clips = []
     for i, entry in enumerate(entries, 1):
-        clips.append(measure(entry, folder, decoder, model))
+        clips.append(measure(entry, folder, decoder, model, sentences))
         print(f"{i}/{len(entries)} {entry['name']}", file=sys.stderr, flush=True)
     return clips
 

@@ -10,6 +10,7 @@ turn, answered whole.
 
 from __future__ import annotations
 
+import functools
 import wave
 
 import numpy as np
@@ -37,6 +38,7 @@ from pipecat.transcriptions.language import Language
 from bot.config import Settings
 from bot.models import SpeechModel
 from bot.pipeline import context_aggregators
+from bot.sentence_end import SentenceEndModel, load_sentence_end_model
 from bot.stt import NothingHeardFrame, SharedWhisperSTTService, TurnDecoder
 from bot.tuning import tuning
 from scripts.speech import _noise
@@ -104,14 +106,24 @@ def paced(*pieces: np.ndarray, noise_snr_db: float | None = None) -> list:
     return frames
 
 
-async def run_turn(frames: list, **overrides) -> tuple[list, list, LLMContext]:
+@functools.cache
+def sentence_model() -> SentenceEndModel | None:
+    return load_sentence_end_model()
+
+
+async def run_turn(
+    frames: list, *, read_sentences: bool = False, **overrides
+) -> tuple[list, list, LLMContext]:
     """Run the frames through Whisper, then the user aggregator: (the frames from Whisper,
-    what the aggregator sends on, the conversation)."""
+    what the aggregator sends on, the conversation). With `read_sentences`, the sentence-end
+    model reads the statements."""
     settings = Settings(_env_file=None, **overrides)
     tune = tuning(settings)
     context = LLMContext([{"role": "system", "content": "You are a teacher."}])
-    # The call's own assembly: the VAD (hearing through RNNoise) and the turn strategies.
-    user, _ = context_aggregators(context, settings, tune, SpeechModel("tiny.en", "cpu", None, 0))
+    # The call's own assembly: the VAD and the turn strategies.
+    sentences = sentence_model() if read_sentences else None
+    speech = SpeechModel("tiny.en", "cpu", None, 0, sentence_model=sentences)
+    user, _ = context_aggregators(context, settings, tune, speech)
     stt = SharedWhisperSTTService(
         decoder=CountingDecoder(whisper()),
         settings=WhisperSTTService.Settings(model="tiny.en", language=Language.EN),
@@ -193,6 +205,17 @@ async def test_an_unfinished_phrase_is_waited_through_however_whisper_punctuates
     assert len(of(down, UserStoppedSpeakingFrame)) == 1, "one turn, not two"
     [said] = user_messages(context)
     assert "zoo" in words(said) and "tortoise" in words(said), said
+
+
+async def test_a_phrase_only_the_sentence_end_model_finds_unfinished_is_waited_through():
+    # "Every winter my uncle" is a whole statement to the word lists, with Whisper's full stop
+    # and Smart Turn's verdict on a synthetic voice; the language model reads it as unfinished.
+    first = np.frombuffer(spoken("Every winter my uncle"), "<i2")
+    rest = np.frombuffer(spoken("goes skiing in the mountains."), "<i2")
+    _, down, context = await run_turn(paced(first, silence(0.75), rest), read_sentences=True)
+    assert len(of(down, UserStoppedSpeakingFrame)) == 1, "one turn, not two"
+    [said] = user_messages(context)
+    assert "uncle" in words(said) and "mountains" in words(said), said
 
 
 async def test_a_pause_mid_sentence_does_not_end_the_turn():

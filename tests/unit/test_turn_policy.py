@@ -150,3 +150,23 @@ def test_in_a_noisy_room_smart_turns_objections_do_not_count():
     assert POLICY.end_after("I like turtles.", 0.02, room_db=-80.0) == 0.8, "a quiet room"
     assert POLICY.end_after("When I went to the park.", 0.02, room_db=-35.0) == 0.9
     assert POLICY.end_after("I was wondering,", None, room_db=-35.0) == 1.5
+
+
+def test_a_statement_the_language_model_reads_as_unfinished_is_waited_through():
+    """Whisper wrote a full stop and the word lists know nothing of the phrase; the language
+    model's reading (P a sentence ends there) decides."""
+    text = "Every winter my uncle."
+    assert cue(text) is Cue.SAID and POLICY.reads(text)
+    assert POLICY.kind(text, 0.004) is Cue.UNFINISHED
+    assert POLICY.end_after(text, 0.97, sentence_end=0.004) == 0.9, "however sure Smart Turn is"
+    assert POLICY.end_after(text, 0.3, sentence_end=0.004) == 1.5
+    assert not POLICY.may_speculate(text, 0.3, sentence_end=0.004)
+    assert POLICY.end_after(text, 0.97, sentence_end=0.4) == 0.5, "read as finished"
+    assert POLICY.end_after(text, 0.97) == 0.5, "not read (no model): as before"
+
+
+def test_the_language_model_does_not_overrule_a_question_a_request_or_an_opening():
+    for text in ("Why is the sky blue?", "Tell me a story about a dragon", "I was wondering."):
+        assert not POLICY.reads(text)
+        assert POLICY.kind(text, 0.001) is cue(text)
+    assert POLICY.end_after("Why is the sky blue?", None, sentence_end=0.001) == 0.35

@@ -59,6 +59,22 @@ class ScriptedSmartTurn:
         return self.verdicts[min(self.asked, len(self.verdicts)) - 1]
 
 
+class ScriptedSentenceEnd:
+    """The language model's readings by transcript (0.5 where none is scripted); a reading of
+    None raises, as a failed llama.cpp call would. Keeps what it was asked to read."""
+
+    def __init__(self, **readings: float | None) -> None:
+        self.readings = {text.replace("_", " "): p for text, p in readings.items()}
+        self.read: list[str] = []
+
+    def probability(self, text: str) -> float:
+        self.read.append(text)
+        reading = self.readings.get(text, 0.5)
+        if reading is None:
+            raise RuntimeError("llama.cpp failed")
+        return reading
+
+
 class Events:
     """What the strategy told the turn controller."""
 
@@ -89,13 +105,16 @@ def audio() -> InputAudioRawFrame:
 class Caller:
     """Plays a turn into the strategy: words, pauses, what Whisper wrote at each."""
 
-    def __init__(self, policy: TurnPolicy, *verdicts: float) -> None:
+    def __init__(
+        self, policy: TurnPolicy, *verdicts: float, sentences: ScriptedSentenceEnd | None = None
+    ) -> None:
         self.vad = ScriptedVAD()
         self.model = ScriptedSmartTurn(*(verdicts or (0.5,)))
         self.strategy = HybridTurnStopStrategy(
             vad=self.vad,  # pyright: ignore[reportArgumentType]
             model=self.model,  # pyright: ignore[reportArgumentType]
             policy=policy,
+            sentences=sentences,  # pyright: ignore[reportArgumentType]
         )
         self.events = Events(self.strategy)
 
@@ -190,8 +209,48 @@ async def test_an_unfinished_phrase_that_whisper_punctuated_is_waited_through():
     await caller.done()
 
 
+async def test_a_phrase_the_language_model_reads_as_unfinished_is_waited_through():
+    """Whisper's full stop, a phrase no word list knows, Smart Turn sure it is finished: the
+    language model's reading holds the turn; the answer started on it is withdrawn unheard."""
+    phrase, whole = "Every winter my uncle.", "Every winter my uncle. Goes skiing in the hills."
+    sentences = ScriptedSentenceEnd(**{phrase.replace(" ", "_"): 0.004})
+    caller = Caller(POLICY, 0.97, sentences=sentences)
+    await caller.start()
+    await caller.say()
+    await caller.pause(phrase, 0.75)
+    assert not caller.events.stopped, "a pause mid-sentence, not an end"
+    await caller.resume()
+    assert caller.events.log == ["inference_triggered", "speculation_cancelled"]
+    await caller.say()
+    await caller.pause("Goes skiing in the hills.", 0.6)  # the second segment's transcript
+    assert caller.events.log[-2:] == ["inference_triggered", "stopped"]
+    assert sentences.read == [phrase, whole]
+    await caller.done()
+
+
+async def test_the_same_phrase_without_the_language_model_is_cut_into():
+    """What the reading changes: without it the statement's wait ends the turn in the pause."""
+    caller = Caller(POLICY, 0.97)
+    await caller.start()
+    await caller.say()
+    await caller.pause("Every winter my uncle.", 0.75)
+    assert caller.events.stopped
+    await caller.done()
+
+
+async def test_a_failing_language_model_leaves_the_turn_to_the_other_evidence():
+    sentences = ScriptedSentenceEnd(**{"I_like_turtles.": None})
+    caller = Caller(POLICY, 0.95, sentences=sentences)
+    await caller.start()
+    await caller.say()
+    await caller.pause("I like turtles.", 0.6)
+    assert caller.events.stopped, "ended at the statement's wait, not held open"
+    await caller.done()
+
+
 async def test_a_request_without_a_question_mark_ends_as_soon_as_a_question():
-    caller = Caller(POLICY, 0.05)  # Smart Turn would have it go on
+    sentences = ScriptedSentenceEnd()
+    caller = Caller(POLICY, 0.05, sentences=sentences)  # Smart Turn would have it go on
     await caller.start()
     await caller.say()
     await caller.pause("Please tell me how rainbows are made", 0.3)
@@ -199,6 +258,7 @@ async def test_a_request_without_a_question_mark_ends_as_soon_as_a_question():
     await caller.frames(0.1)
     assert caller.events.stopped, "ended at the question's wait"
     assert caller.model.asked == 0, "the words decided: Smart Turn was not needed"
+    assert not sentences.read, "nor the language model"
     await caller.done()
 
 
