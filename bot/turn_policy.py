@@ -265,6 +265,22 @@ class TurnPolicy:
             wait = max(wait, min(self.gap_wait_limit, typical + self.gap_margin))
         return wait
 
+    def may_shorten(
+        self,
+        text: str,
+        probability: float | None,
+        gaps: Sequence[float] = (),
+        room_db: float | None = None,
+        sentence_end: float | None = None,
+    ) -> bool:
+        """Whether a surer Smart Turn could still end the turn sooner than `probability` does.
+        Where it could not, scoring again is not worth the CPU that the held answer's LLM and
+        TTS need at that very moment."""
+        if probability is None:
+            return False
+        evidence = (gaps, room_db, sentence_end)
+        return self.end_after(text, 1.0, *evidence) < self.end_after(text, probability, *evidence)
+
     def may_speculate(
         self,
         text: str,

@@ -595,8 +595,9 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _watch(self, rescore: bool) -> None:
         """While the turn waits: score it again as the silence grows (Smart Turn grows surer
-        of a finished sentence with every tenth of a second, which may end it sooner); and end
-        it anyway if the input stops, so that no audio will ever count the silence out."""
+        of a finished sentence with every tenth of a second, which may end it sooner), as long
+        as a surer score could end it sooner; and end it anyway if the input stops, so that no
+        audio will ever count the silence out."""
         heard, since = self._silence, time.monotonic()
         while True:
             await asyncio.sleep(self._policy.rescore_secs if rescore else _STALLED_INPUT_SECS)
@@ -604,7 +605,9 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
                 heard, since = self._silence, time.monotonic()
             elif time.monotonic() - since >= _STALLED_INPUT_SECS:
                 break  # the input has stopped
-            if rescore:
+            if rescore and self._policy.may_shorten(
+                self._committed, self._probability, *self._evidence()
+            ):
                 self._probability = await asyncio.to_thread(
                     self._model.probability, self._audio.audio()
                 )
@@ -617,12 +620,14 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         self._wait = None
         await self._end()
 
+    def _evidence(self) -> tuple[deque[float], float | None, float | None]:
+        """What the verdict weighs besides the words and Smart Turn: the caller's gaps, the
+        room's noise floor and the language model's reading."""
+        return self._gaps, self._vad.room_db, self._sentence_end(self._committed)
+
     def _verdict(self) -> float:
         """Silence after the last word that ends the turn, on what is known now."""
-        text = self._committed
-        return self._policy.end_after(
-            text, self._probability, self._gaps, self._vad.room_db, self._sentence_end(text)
-        )
+        return self._policy.end_after(self._committed, self._probability, *self._evidence())
 
     async def _end_if_due(self) -> bool:
         """End the turn once the verdict's silence has been heard (to within a frame) with no

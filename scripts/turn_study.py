@@ -189,13 +189,18 @@ def replay(policy: TurnPolicy, clip: Clip) -> Outcome:
         needs_model = policy.needs_model(text)
         length = (pause.end - pause.start) if pause.end is not None else MAX_SILENCE_SECS
         stirs = {round(t / 0.02) for t in pause.stirs}  # in frames of 20 ms
-        silence = stop
+        silence, probability = stop, None
         while silence <= length and text:
             step = int(silence / STEP_SECS + 1e-6) - 1  # the latest score in at this silence
             if needs_model and step >= len(pause.scores):
                 break
-            probability = pause.scores[step] if needs_model else None
-            wait = policy.end_after(text, probability, gaps, pause.room_db, pause.sentence_end)
+            evidence = (gaps, pause.room_db, pause.sentence_end)
+            # Smart Turn is scored again only while a surer score could end the turn sooner.
+            if needs_model and (
+                probability is None or policy.may_shorten(text, probability, *evidence)
+            ):
+                probability = pause.scores[step]
+            wait = policy.end_after(text, probability, *evidence)
             due = silence >= wait - 0.02
             if due and round(silence / 0.02) not in stirs:
                 ended = pause.start + silence

@@ -170,3 +170,10 @@ def test_the_language_model_does_not_overrule_a_question_a_request_or_an_opening
         assert not POLICY.reads(text)
         assert POLICY.kind(text, 0.001) is cue(text)
     assert POLICY.end_after("Why is the sky blue?", None, sentence_end=0.001) == 0.35
+
+
+def test_smart_turn_is_asked_again_only_while_a_surer_score_could_end_the_turn_sooner():
+    assert POLICY.may_shorten("I like turtles.", 0.05), "unsure: 0.8 s, sure: 0.5 s"
+    assert not POLICY.may_shorten("I like turtles.", 0.95), "already the statement's wait"
+    assert POLICY.may_shorten("When I went to the park...", 0.3), "1.5 s, or 0.9 s once sure"
+    assert not POLICY.may_shorten("Why is the sky blue?", None), "the words decided"
