@@ -57,7 +57,7 @@ from scripts.make_turns import make  # noqa: E402
 
 LOOP_NGRAM = 4
 STALL_MS = 500  # a wait beyond this on a finished turn is a stall (`Turn.stalled`)
-ANSWER_SECS = 20  # a turn with no answer this long after its last word is unanswered
+ANSWER_SECS = 20  # a turn whose answer has not begun this long after its last word is unanswered
 QUIET_SECS = 1.5  # the bot quiet this long after an answer: the turn is over
 
 
@@ -115,12 +115,13 @@ async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
     end = caller.mic.speech_end()
     try:
         await caller.wait_for(
-            lambda: (
-                caller.server_messages("latency")[latencies:]
-                and len(caller.of_type("bot-stopped-speaking")) > stops
-            ),
+            lambda: caller.server_messages("latency")[latencies:],
             max(0.0, end - time.monotonic()) + ANSWER_SECS,
             "the answer",
+        )
+        # However long the answer runs (the answer guard allows 60 words, 20-30 s of speech).
+        await caller.wait_for(
+            lambda: len(caller.of_type("bot-stopped-speaking")) > stops, 120, "the answer's end"
         )
         # A turn the caller had not finished may be followed by a second answer: let it come,
         # and the bot be quiet a while, so that it is not taken for the next turn's.
