@@ -196,8 +196,11 @@ class TurnPolicy:
     bare_probability: float = 0.3  # no punctuation
     unfinished_probability: float = 0.8  # mid-sentence words: only a sure model shortens the wait
     # A statement the language model finds less likely than this to end a sentence where the
-    # words stop is mid-sentence (bot/sentence_end.py).
+    # words stop is mid-sentence (bot/sentence_end.py); one it finds at least this likely to end
+    # is finished, whatever Smart Turn objects (it scores some finished statements in synthetic
+    # voices 0.05).
     sentence_end_probability: float = 0.05
+    finished_sentence_probability: float = 0.5
     # A caller's own gaps between sentences: the wait after a finished-sounding sentence is at
     # least their typical (median) recent gap plus `gap_margin`. Longer silences are pauses to
     # think, not gaps between sentences, and do not count: nor does a wait grow past the limit.
@@ -255,10 +258,10 @@ class TurnPolicy:
         elif kind in _UNFINISHED:
             sure = probability >= self.unfinished_probability
             return self.unfinished_wait if sure else self.open_wait
-        elif kind is Cue.SAID:
-            wait = self.statement_wait if probability >= self.said_probability else self.unsure_wait
-        else:  # BARE
-            wait = self.statement_wait if probability >= self.bare_probability else self.unsure_wait
+        else:  # SAID or BARE
+            least = self.said_probability if kind is Cue.SAID else self.bare_probability
+            read = sentence_end is not None and sentence_end >= self.finished_sentence_probability
+            wait = self.statement_wait if read or probability >= least else self.unsure_wait
         sentence_gaps = sorted(g for g in gaps if g <= self.gap_wait_limit)
         if sentence_gaps:
             typical = sentence_gaps[len(sentence_gaps) // 2]

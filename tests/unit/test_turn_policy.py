@@ -177,3 +177,10 @@ def test_smart_turn_is_asked_again_only_while_a_surer_score_could_end_the_turn_s
     assert not POLICY.may_shorten("I like turtles.", 0.95), "already the statement's wait"
     assert POLICY.may_shorten("When I went to the park...", 0.3), "1.5 s, or 0.9 s once sure"
     assert not POLICY.may_shorten("Why is the sky blue?", None), "the words decided"
+
+
+def test_a_statement_the_language_model_reads_as_finished_ends_whatever_smart_turn_objects():
+    assert POLICY.end_after("My dog likes bones.", 0.05) == 0.8, "Smart Turn objects"
+    assert POLICY.end_after("My dog likes bones.", 0.05, sentence_end=0.6) == 0.5
+    assert POLICY.end_after("My dog likes bones.", 0.05, sentence_end=0.3) == 0.8, "not sure"
+    assert not POLICY.may_shorten("My dog likes bones.", 0.05, sentence_end=0.6)
