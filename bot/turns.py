@@ -446,8 +446,10 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
             await self._maybe_speculate()
             await self._maybe_decide()
         elif isinstance(frame, NothingHeardFrame):
-            # The segment had no words: the turn is what was said before it.
+            # The segment had no words: the turn is what was said before it, weighed anew (the
+            # segment's start cleared Smart Turn's score).
             self._segment_final = True
+            await self._maybe_score()
             await self._maybe_speculate()
             await self._maybe_decide()
         elif isinstance(frame, VADUserStartedSpeakingFrame):

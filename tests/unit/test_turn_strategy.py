@@ -196,6 +196,22 @@ async def test_a_sound_with_no_words_after_the_turn_does_not_hold_it_open():
     await caller.done()
 
 
+async def test_a_sound_with_no_words_after_a_statement_does_not_hold_it_open():
+    """The same after words Smart Turn must weigh (seen in babble: another voice took for the
+    caller's, then the turn waited for Pipecat's 5 s timeout): it is scored anew and ends."""
+    caller = Caller(POLICY, 0.95)
+    await caller.start()
+    await caller.say()
+    await caller.pause("We put up a bird feeder.", 0.25)
+    await caller.resume()
+    await caller.say(0.1)
+    await caller.pause("", 0.2)
+    await caller.strategy.process_frame(NothingHeardFrame())
+    await caller.frames(0.5)
+    assert caller.events.stopped, "ended on what was said before the sound"
+    await caller.done()
+
+
 async def test_an_unfinished_phrase_that_whisper_punctuated_is_waited_through():
     caller = Caller(POLICY, 0.97)
     await caller.start()
