@@ -509,9 +509,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
         if self._scoring is not None or not text or not self._awaiting(text):
             return
         audio = self._audio.audio() if self._probability is None else None
-        self._scoring = self.task_manager.create_task(
-            self._score(text, audio), f"{self}::smart_turn"
-        )
+        self._scoring = self.task_manager.create_task(self._score(text, audio), f"{self}::scoring")
 
     async def _score(self, text: str, audio: np.ndarray | None) -> None:
         if self._unread(text):
