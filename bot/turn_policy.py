@@ -5,7 +5,8 @@ The evidence at a pause: what Whisper wrote so far, how the words end (`cue`), S
 probability that the turn is complete (scored again as the silence grows: it grows surer of a
 finished sentence with every tenth of a second), a small language model's reading of whether a
 statement's words end a sentence (bot/sentence_end.py: Whisper punctuates a phrase cut off by a
-pause as if it were whole), and this caller's own gaps between sentences earlier in the call. The decision: how many seconds of silence after the last word end the turn
+pause as if it were whole), and this caller's own gaps between sentences earlier in the call.
+The decision: how many seconds of silence after the last word end the turn
 (`TurnPolicy.end_after`); the strategy ends it once that much silence has been heard.
 
 People leave 0.25-0.45 s between two sentences of one turn, and a question is the clearest sign

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 
 import httpx
@@ -44,6 +45,11 @@ def test_the_stack_is_ready_through_the_published_port(lite_stack):
     ready = httpx.get(f"{lite_stack.url}/ready", timeout=10)
     assert ready.status_code == 200, ready.text
     assert ready.json()["stt"] == "tiny.en (bundled)"
+    # The sentence-end model runs inside the bot's image (llama.cpp needs the system's libgomp).
+    logs = subprocess.run(
+        ["docker", "logs", lite_stack.container("bot-lite")], capture_output=True, text=True
+    )
+    assert "Whisper" in logs.stderr and "sentence-end model" not in logs.stderr, logs.stderr
     page = httpx.get(lite_stack.url, timeout=10)
     assert page.status_code == 200 and "Miss Harper" in page.text
     # Only the bot's TCP port is published, on no host network.
