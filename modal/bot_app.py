@@ -42,6 +42,7 @@ MINUTES = 60
 # uv.lock (the bot extra, no torch), then Whisper baked in, then the code.
 image = (
     modal.Image.from_registry("nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04", add_python="3.11")
+    .apt_install("libgomp1")  # llama.cpp's OpenMP runtime, for the sentence-end model
     .uv_sync(extras=["bot"], extra_options="--no-dev", uv_version="0.13.9")
     .env({"HF_HOME": "/opt/models/hf"})
     .run_commands(
