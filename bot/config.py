@@ -185,6 +185,14 @@ class Settings(BaseSettings):
         description="hybrid: the caller speaking this soon after the answer began goes on with "
         "their turn: the bot stops at once and answers it whole (0: never)",
     )
+    turn_backchannel_secs: float = Field(
+        1.0,
+        ge=0,
+        le=5,
+        description="hybrid: the caller's voice over the bot pauses it at once; a backchannel "
+        "('mm-hm', 'okay', 'I see') resumes it, other words or voice this long interrupt it "
+        "(0: any voice the VAD hears interrupts it, as Pipecat does)",
+    )
     turn_early_secs: float = Field(
         0.03,
         gt=0,

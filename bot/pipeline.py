@@ -36,7 +36,7 @@ from bot.llm import KitLLMService
 from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions
-from bot.playout import drop_stale_audio
+from bot.playout import Playout, drop_stale_audio
 from bot.services import make_llm, make_stt, make_tts
 from bot.speculation import HeldSpeech
 from bot.stt import SAMPLE_RATE as WHISPER_RATE
@@ -93,7 +93,10 @@ async def run_call(
     tts = make_tts(settings, options, session, tune)
 
     context = LLMContext([{"role": "system", "content": options.prompt}])
-    user_aggregator, assistant_aggregator = context_aggregators(context, settings, tune, speech)
+    playout = Playout()
+    user_aggregator, assistant_aggregator = context_aggregators(
+        context, settings, tune, speech, playout
+    )
 
     pipeline = Pipeline(
         [
@@ -103,6 +106,7 @@ async def run_call(
             llm,
             tts,
             HeldSpeech(),  # an answer to a turn not yet confirmed waits here, as audio
+            playout,  # at the pace of playback: paused over the caller's voice, heard up to here
             transport.output(),
             assistant_aggregator,
         ]
@@ -111,7 +115,9 @@ async def run_call(
     latency_observer = UserBotLatencyObserver()
     worker = pipeline_worker(pipeline, latency_observer)
     services = {stt: "stt", llm: "llm", tts: "tts"}
-    call = CallEvents(report, settings, session, options, worker, metrics, context, services, llm)
+    call = CallEvents(
+        report, settings, session, options, worker, metrics, context, services, llm, playout
+    )
     latency_observer.add_event_handler("on_latency_breakdown", call.on_latency_breakdown)
     worker.add_event_handler("on_pipeline_error", call.on_pipeline_error)
     call.in_background(call.end_unless_connected())
@@ -132,14 +138,24 @@ async def run_call(
 
 
 def context_aggregators(
-    context: LLMContext, settings: Settings, tune: Tuning, speech: SpeechModel
+    context: LLMContext,
+    settings: Settings,
+    tune: Tuning,
+    speech: SpeechModel,
+    playout: Playout | None = None,
 ) -> LLMContextAggregatorPair:
-    """The user and assistant sides of the conversation; the user's decides when a turn ends
-    (Silero VAD, aware of mid-sentence pauses and hearing through RNNoise, and the turn
-    strategies)."""
+    """The user and assistant sides of the conversation; the user's decides when a turn starts
+    and ends (Silero VAD, aware of mid-sentence pauses, and the turn strategies; with the
+    call's `playout`, voice over the bot pauses it while it is judged)."""
     vad = call_vad(settings, tune.vad_stop_secs)
     strategies = turn_strategies(
-        tune, vad, turn_policy(settings), speech.turn_model, context, speech.sentence_model
+        tune,
+        vad,
+        turn_policy(settings),
+        speech.turn_model,
+        context,
+        speech.sentence_model,
+        playout,
     )
     return LLMContextAggregatorPair(
         context,
@@ -177,6 +193,7 @@ class CallEvents:
         context: LLMContext,
         services: dict[object, str],
         llm: KitLLMService,
+        playout: Playout,
     ) -> None:
         self.report = report
         self.call_id = report.call_id
@@ -188,6 +205,7 @@ class CallEvents:
         self.context = context
         self.services = services  # each service's processor, by its name in reports
         self.llm = llm  # primes its server's cache
+        self.playout = playout  # knows what the caller heard of an interrupted answer
         self.outages: dict[str, asyncio.Task] = {}
         self.background: set[asyncio.Task] = set()
         self.connected = asyncio.Event()
@@ -282,10 +300,12 @@ class CallEvents:
         ]
         self.in_background(self.llm.prime(messages))
 
-    async def on_assistant_turn_stopped(self, _aggregator, _message) -> None:
-        """Once an answer is spoken, prime the LLM with the conversation as the context keeps
-        it: the LLM primed it as soon as the answer was written, and if the caller cut the
-        answer short, the spoken version differs in its last message."""
+    async def on_assistant_turn_stopped(self, _aggregator, message) -> None:
+        """Once an answer is spoken or cut off: if the caller cut in, the conversation keeps
+        what they heard of it, and says they cut in. Then prime the LLM with the conversation
+        as the context keeps it: the LLM primed it as soon as the answer was written, and the
+        spoken version of a cut answer differs in its last message."""
+        self.playout.keep_heard(self.context, message)
         priming = self.in_background(self.llm.prime(list(self.context.get_messages())))
         priming.add_done_callback(self.background.discard)
 

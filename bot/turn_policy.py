@@ -171,6 +171,23 @@ def cue(text: str) -> Cue:
     return Cue.SAID if text.endswith(".") else Cue.BARE
 
 
+# What a caller says to show they are listening, not to take the turn ("mm-hm", "okay", "I see").
+BACKCHANNELS = frozenset(
+    {"mm", "mhm", "mmhm", "mm-hm", "mm-hmm", "hmm", "hm", "uh-huh", "uh", "huh", "um", "ah", "oh"}
+    | {"okay", "ok", "yeah", "yep", "yes", "right", "sure", "alright", "cool", "wow", "nice"}
+    | {"i", "see", "got", "it", "really", "aha", "ooh", "great", "good", "true", "uhhuh"}
+)
+_BACKCHANNEL_WORDS = 4  # "oh I see", "okay yeah right": longer is not a backchannel
+
+
+def backchannel(text: str) -> bool:
+    """Whether words said over the bot only show the caller is listening ("Mm-hm.", "Okay,
+    I see."): a few words, all from `BACKCHANNELS`. No words at all (a breath, a hum Whisper
+    writes nothing for) count too."""
+    said = re.findall(r"[a-z'-]+", text.lower())
+    return len(said) <= _BACKCHANNEL_WORDS and BACKCHANNELS.issuperset(w.strip("-'") for w in said)
+
+
 _FINISHED = (Cue.ASKED, Cue.REQUEST)
 _UNFINISHED = (Cue.TRAILING, Cue.DANGLING, Cue.CLAUSE, Cue.UNFINISHED)
 _READ = (Cue.SAID, Cue.BARE)  # where the language model's reading counts
@@ -217,6 +234,15 @@ class TurnPolicy:
     # answer began: the bot stops at once, and the next answer is to the whole turn.
     resume_secs: float = 0.5
     resume_voice_secs: float = 0.06
+    # The caller's voice while the bot speaks (bot/overlap.py): this much of it pauses the bot
+    # at once; voice that goes on this long, or words other than a backchannel's, interrupt it
+    # (0: Pipecat's start, where any voice the VAD hears for its start interrupts); this much
+    # quiet after voice the VAD never took for speech is a false alarm; and the bot waits at
+    # most `overlap_wait_secs` of quiet for the overlap's transcript before it goes on.
+    overlap_voice_secs: float = 0.06
+    backchannel_secs: float = 1.0
+    false_alarm_secs: float = 0.3
+    overlap_wait_secs: float = 1.0
 
     def needs_model(self, text: str) -> bool:
         """Whether Smart Turn's probability can change the verdict on `text`."""

@@ -67,6 +67,8 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
+from bot.overlap import OverlapStartStrategy
+from bot.playout import CUT_NOTE, Playout
 from bot.sentence_end import SentenceEndModel
 from bot.stt import SAMPLE_RATE, NothingHeardFrame, TranscribeNowFrame
 from bot.tuning import Tuning
@@ -92,6 +94,7 @@ def turn_policy(settings: Settings) -> TurnPolicy:
         statement_wait=settings.turn_statement_secs,
         open_wait=settings.turn_stop_secs,
         resume_secs=settings.turn_resume_secs,
+        backchannel_secs=settings.turn_backchannel_secs,
     )
 
 
@@ -331,14 +334,14 @@ class Resumption:
 
     def settle(self) -> None:
         """Before the resumed turn is answered: drop what the bot said since the caller's last
-        words (idempotent)."""
+        words, and the note that they cut in (idempotent)."""
         if not self.pending or self._context is None:
             return
         self.pending = False
         messages = list(self._context.get_messages())
-        while (
-            messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
-        ):
+        while messages and isinstance(last := messages[-1], dict):
+            if last.get("role") != "assistant" and last.get("content") != CUT_NOTE:
+                break
             messages.pop()
         self._context.set_messages(messages)
 
@@ -706,9 +709,12 @@ def turn_strategies(
     model: SmartTurnModel | None = None,
     context: LLMContext | None = None,
     sentences: SentenceEndModel | None = None,
+    playout: Playout | None = None,
 ) -> UserTurnStrategies:
-    """The stop strategy TURN_DETECTION names. Start: Pipecat's (VAD or transcript), and with
-    the hybrid stop, the caller going on just after the answer began."""
+    """The stop strategy TURN_DETECTION names. Start: Pipecat's (VAD or transcript); with the
+    hybrid stop, also the caller going on just after the answer began, and, given the call's
+    `playout`, their voice over the bot judged a backchannel or an interruption
+    (bot/overlap.py)."""
     from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 
     if tuning.turn_detection == "silence":
@@ -718,9 +724,13 @@ def turn_strategies(
         analyzer = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=tuning.turn_stop_secs))
         return UserTurnStrategies(stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)])
     resumption = Resumption(context)
+    overlap = []
+    if playout is not None and policy.backchannel_secs > 0:
+        overlap = [OverlapStartStrategy(vad=vad, policy=policy, playout=playout)]
     return UserTurnStrategies(
         start=[
             ResumeStartStrategy(vad=vad, policy=policy, resumption=resumption),
+            *overlap,
             VADUserTurnStartStrategy(),
             TranscriptionUserTurnStartStrategy(),
         ],

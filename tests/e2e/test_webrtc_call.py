@@ -19,6 +19,7 @@ from tests.support import (
     greeting_of,
     metric,
     rms,
+    spoken,
     transcribe,
     words,
 )
@@ -116,6 +117,24 @@ async def test_speaking_over_the_bot_interrupts_it(stack):
             caller.audio_between(started, caller.mic.speech_end()), CALLER_RATE
         )
         assert "learn about today" not in full_greeting, full_greeting
+    finally:
+        await caller.close()
+
+
+async def test_a_backchannel_over_the_bot_leaves_it_talking(stack):
+    caller = Caller(stack.bot_url)
+    await caller.connect()
+    try:
+        await caller.wait_for(lambda: caller.of_type("bot-started-speaking"), 60, "the greeting")
+        started = caller.audio[-1][0] if caller.audio else 0.0
+        await asyncio.sleep(1.0)  # well into the greeting, past the moment to resume a turn
+        caller.mic.say(spoken("Okay."))
+        await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 30, "its end")
+        assert not caller.of_type("bot-interrupted"), "the okay stopped the bot"
+        await asyncio.sleep(3.0)
+        assert not caller.server_messages("latency")[1:], "the okay was answered as a turn"
+        greeting = transcribe(caller.audio_between(started), CALLER_RATE)
+        assert "learn about today" in greeting, f"the greeting lost its end: {greeting!r}"
     finally:
         await caller.close()
 

@@ -1,9 +1,13 @@
-"""Playout across an interruption: Pipecat's real output transport (its media sender, queue and
-speaking state) in a pipeline, writing to a line that records what it was given.
+"""Playout: Pipecat's real output transport (its media sender, queue and speaking state) in a
+pipeline, writing to a line that records what it was given in real time, behind the kit's
+`Playout`.
 
-The caller talks over the greeting. Whatever audio was already on its way out when the
-interruption landed must not be played after it, nor make the bot "start speaking" again: the
-turn's latency is measured from the next time it does.
+- The caller talks over the greeting. Whatever audio was already on its way out when the
+  interruption landed must not be played after it, nor make the bot "start speaking" again: the
+  turn's latency is measured from the next time it does.
+- A paused answer goes on from the sample it stopped at, the bot keeping the floor meanwhile.
+- An answer cut off in its second sentence is known to have been heard up to there, and the
+  conversation keeps only that, marked as cut off.
 """
 
 from __future__ import annotations
@@ -17,16 +21,22 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     InterruptionFrame,
+    LLMFullResponseStartFrame,
     OutputAudioRawFrame,
     StartFrame,
     TTSAudioRawFrame,
+    TTSStoppedFrame,
+    TTSTextFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 
-from bot.playout import drop_stale_audio
+from bot.playout import CUT_NOTE, Playout, drop_stale_audio, heard_only
 
 pytestmark = pytest.mark.pipeline
 
@@ -113,3 +123,110 @@ async def test_audio_taken_out_before_an_interruption_is_not_played_after_it():
     after = [frame for frame, at in line.written if at > line.interrupted_at]
     assert not after, f"{len(after)} chunk(s) of the greeting played after the interruption"
     assert 1 <= len(line.written) <= 3  # it did play until the interruption
+
+
+def counting(secs: float, start: int = 1) -> bytes:
+    """Audio whose every sample says where it is (never 0: silence is told apart)."""
+    return (np.arange(int(secs * RATE)) % 30000 + start).astype(np.int16).tobytes()
+
+
+def line() -> Line:
+    return Line(
+        TransportParams(
+            audio_out_enabled=True, audio_out_sample_rate=RATE, audio_out_end_silence_secs=0
+        )
+    )
+
+
+def samples(line: Line) -> np.ndarray:
+    return np.frombuffer(b"".join(f.audio for f, _ in line.written), dtype=np.int16)
+
+
+async def test_a_paused_answer_goes_on_from_the_sample_it_stopped_at():
+    drop_stale_audio()
+    playout, out = Playout(), line()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.5, playout.pause)
+    loop.call_later(1.1, playout.resume)
+    answer = counting(1.5)
+    down, _ = await run_test(
+        Pipeline([playout, out]),
+        frames_to_send=[TTSAudioRawFrame(answer, RATE, 1), TTSStoppedFrame(), SleepFrame(2.6)],
+        pipeline_params=PipelineParams(audio_out_sample_rate=RATE),
+    )
+
+    played = samples(out)
+    assert played[played != 0].tobytes() == answer, "every sample once, in order"
+    silent = np.flatnonzero(played == 0) / RATE  # when, in the played audio
+    assert 0.4 <= len(silent) / RATE <= 0.8, "silence for about as long as it was paused"
+    assert silent[0] > 0.3 and silent[-1] < 1.5, "mid-answer"
+    speaking = [f for f in down if isinstance(f, BotStartedSpeakingFrame | BotStoppedSpeakingFrame)]
+    assert [type(f) for f in speaking] == [BotStartedSpeakingFrame, BotStoppedSpeakingFrame], (
+        "the bot keeps the floor while paused"
+    )
+
+
+async def test_an_answer_cut_off_in_its_second_sentence_is_heard_up_to_there():
+    drop_stale_audio()
+    playout, out = Playout(), line()
+    first, second = "The sun is a star.", "It is very big and very hot, and it keeps us all warm."
+    down, _ = await run_test(
+        Pipeline([playout, out]),
+        frames_to_send=[
+            LLMFullResponseStartFrame(),
+            *(TTSAudioRawFrame(counting(1.0), RATE, 1), TTSTextFrame(first, "sentence")),
+            *(TTSAudioRawFrame(counting(2.0), RATE, 1), TTSTextFrame(second, "sentence")),
+            SleepFrame(2.0),  # a second into the second sentence: about half of it
+            InterruptionFrame(),
+            SleepFrame(0.5),
+        ],
+        pipeline_params=PipelineParams(audio_out_sample_rate=RATE),
+    )
+
+    heard = playout.heard or ""
+    assert heard.startswith(f"{first} It is very"), heard
+    assert len(heard.split()) < len(f"{first} {second}".split()) - 3, heard
+    texts = [f.text for f in down if isinstance(f, TTSTextFrame)]
+    assert texts == [first], "the second sentence's text never reached the conversation"
+    assert len(samples(out)) < 2.4 * RATE, "nothing played past the interruption"
+
+
+async def test_the_conversation_keeps_only_what_was_heard_of_a_cut_answer():
+    """The call's own wiring: Pipecat's assistant aggregator after the transport, its answer
+    amended by the playout when it stops."""
+    drop_stale_audio()
+    context = LLMContext([{"role": "user", "content": "Tell me about the sun."}])
+    assistant = LLMContextAggregatorPair(context).assistant()
+    playout, out = Playout(), line()
+
+    @assistant.event_handler("on_assistant_turn_stopped")
+    async def stopped(_aggregator, message):
+        playout.keep_heard(context, message)
+
+    first, second = "The sun is a star.", "It is very big and very hot, and it keeps us all warm."
+    await run_test(
+        Pipeline([playout, out, assistant]),
+        frames_to_send=[
+            LLMFullResponseStartFrame(),
+            *(TTSAudioRawFrame(counting(1.0), RATE, 1), TTSTextFrame(first, "sentence")),
+            *(TTSAudioRawFrame(counting(2.0), RATE, 1), TTSTextFrame(second, "sentence")),
+            SleepFrame(2.0),
+            InterruptionFrame(),
+            SleepFrame(0.5),
+        ],
+        pipeline_params=PipelineParams(audio_out_sample_rate=RATE),
+    )
+
+    *_, answer, note = context.get_messages()
+    assert isinstance(answer, dict) and answer["role"] == "assistant", context.get_messages()
+    content = str(answer["content"])
+    assert content.startswith(f"{first} It is very"), content
+    assert content.endswith(" —") and "warm" not in content, content
+    assert note == {"role": "system", "content": CUT_NOTE}
+
+
+def test_an_answer_of_which_nothing_was_heard_leaves_the_conversation():
+    context = LLMContext([{"role": "user", "content": "Tell me a story."}])
+    context.add_message({"role": "assistant", "content": "Once upon a time."})
+    heard_only(context, "Once upon a time.", "")
+    assert context.get_messages() == [{"role": "user", "content": "Tell me a story."}]
