@@ -74,8 +74,12 @@ format: install ## Apply ruff's fixes and formatting
 
 # BENCH_URL: any running bot (make run's, Compose's, a Modal URL); PART: the turn set's held-out
 # part (default), dev, tune or all; COMPARE=seed: the seed's configuration too, on the same turns.
-bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N]
+bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N | MODE=overlap]
+ifeq ($(MODE),overlap)
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench_overlap.py $(if $(BENCH_URL),--url $(BENCH_URL))
+else
 	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS))
+endif
 
 turn-study: install voices ## When the turn policy would end each turn of the turn set, per part (no bot needed)
 	@$(UV) run --frozen $(EXTRAS) python scripts/turn_study.py

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from loguru import logger
 from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
@@ -86,9 +87,15 @@ class Playout(FrameProcessor):
     """Just before the output transport: the bot's audio at the pace of playback, a pause, and
     what the caller heard of an interrupted answer (see the module's docstring)."""
 
-    def __init__(self, *, lead_secs: float = 0.1, **kwargs: Any) -> None:
+    def __init__(
+        self, *, lead_secs: float = 0.06, longest_pause_secs: float = 2.0, **kwargs: Any
+    ) -> None:
+        """`longest_pause_secs`: a pause nobody ends (the caller's turn had already started, so
+        no interruption came) ends by itself: the bot never holds the floor in silence."""
         super().__init__(**kwargs)
         self._lead = lead_secs
+        self._longest_pause = longest_pause_secs
+        self._pause_ends = 0.0
         self._queue: deque[Frame] = deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -112,6 +119,7 @@ class Playout(FrameProcessor):
     def pause(self) -> None:
         """Hold the speech where it is (silence goes out meanwhile)."""
         self._paused = True
+        self._pause_ends = time.monotonic() + self._longest_pause
 
     def resume(self) -> None:
         """Go on from where the speech was held."""
@@ -135,6 +143,8 @@ class Playout(FrameProcessor):
         elif isinstance(frame, SystemFrame):
             await self.push_frame(frame, direction)
         else:  # in order, behind the audio before it
+            if isinstance(frame, EndFrame):
+                self._paused = False  # what is left plays out, and the call ends after it
             self._queue.append(frame)
             self._arrived.set()
 
@@ -205,6 +215,9 @@ class Playout(FrameProcessor):
         """Wait until `frame` may go out: no more than the lead ahead of playback, and not
         while paused (silence goes out instead). True if it must be looked at again."""
         now = time.monotonic()
+        if self._paused and now >= self._pause_ends:
+            logger.debug(f"{self}: a pause nobody ended; the speech goes on")
+            self._paused = False
         if self._paused:
             silence = TTSAudioRawFrame(
                 audio=b"\0\0" * int(frame.sample_rate * _PAUSE_FRAME_SECS),

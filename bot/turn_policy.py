@@ -177,15 +177,29 @@ BACKCHANNELS = frozenset(
     | {"okay", "ok", "yeah", "yep", "yes", "right", "sure", "alright", "cool", "wow", "nice"}
     | {"i", "see", "got", "it", "really", "aha", "ooh", "great", "good", "true", "uhhuh"}
 )
+_HUM = re.compile(r"[hmnu]+(-[hmnu]+)*")  # "mmm", "hmm-hmm", "uhm": a hum, however spelled
 _BACKCHANNEL_WORDS = 4  # "oh I see", "okay yeah right": longer is not a backchannel
+# Words that take the floor: a stop, a question, a correction ("Wait.", "No.", "Why?").
+_TAKING_THE_FLOOR = frozenset(
+    {"stop", "wait", "no", "hold", "hang", "sorry", "excuse", "hey", "pause", "quiet", "shh"}
+    | {"but", "actually", "can", "could", "please", "tell"}
+    | _WH
+)
 
 
-def backchannel(text: str) -> bool:
-    """Whether words said over the bot only show the caller is listening ("Mm-hm.", "Okay,
-    I see."): a few words, all from `BACKCHANNELS`. No words at all (a breath, a hum Whisper
-    writes nothing for) count too."""
+def backchannel_words(text: str) -> bool | None:
+    """Whether words said over the bot only show the caller is listening ("Mm-hm.", "Okay, I
+    see.": True), take the floor ("Wait.", "No.", a question: False), or do not say (None).
+    No words at all count as listening."""
     said = re.findall(r"[a-z'-]+", text.lower())
-    return len(said) <= _BACKCHANNEL_WORDS and BACKCHANNELS.issuperset(w.strip("-'") for w in said)
+    listening = (w.strip("-'") for w in said)
+    if len(said) <= _BACKCHANNEL_WORDS and all(
+        w in BACKCHANNELS or _HUM.fullmatch(w) for w in listening
+    ):
+        return True
+    if "?" in text or _TAKING_THE_FLOOR.intersection(w.strip("-'") for w in said):
+        return False
+    return None
 
 
 _FINISHED = (Cue.ASKED, Cue.REQUEST)
@@ -234,15 +248,25 @@ class TurnPolicy:
     # answer began: the bot stops at once, and the next answer is to the whole turn.
     resume_secs: float = 0.5
     resume_voice_secs: float = 0.06
-    # The caller's voice while the bot speaks (bot/overlap.py): this much of it pauses the bot
-    # at once; voice that goes on this long, or words other than a backchannel's, interrupt it
-    # (0: Pipecat's start, where any voice the VAD hears for its start interrupts); this much
-    # quiet after voice the VAD never took for speech is a false alarm; and the bot waits at
-    # most `overlap_wait_secs` of quiet for the overlap's transcript before it goes on.
-    overlap_voice_secs: float = 0.06
+    # The caller's voice while the bot speaks (bot/overlap.py): this much of it (or of its
+    # onset) pauses the bot at once; speech that goes on this long, or words other than a
+    # backchannel's, interrupt it (0: Pipecat's start, where any voice the VAD hears for its
+    # start interrupts); a pause the VAD has not confirmed as speech this soon was a false
+    # alarm; and the bot waits at most `overlap_wait_secs` of quiet for the overlap's
+    # transcript before it goes on.
+    overlap_voice_secs: float = 0.04
     backchannel_secs: float = 1.0
-    false_alarm_secs: float = 0.3
+    false_alarm_secs: float = 0.5
     overlap_wait_secs: float = 1.0
+    # Whisper writes a hum as words ("Mm-hm." as "And then they come."): an overlap of no more
+    # voice than this whose words neither listen nor take the floor is taken for a backchannel.
+    short_overlap_secs: float = 0.7
+
+    def backchannel(self, text: str, voiced_secs: float) -> bool:
+        """Whether what the caller said over the bot (`text`, in `voiced_secs` of voice) only
+        shows they are listening: then the bot goes on."""
+        said = backchannel_words(text)
+        return said if said is not None else voiced_secs <= self.short_overlap_secs
 
     def needs_model(self, text: str) -> bool:
         """Whether Smart Turn's probability can change the verdict on `text`."""

@@ -725,7 +725,7 @@ def turn_strategies(
         return UserTurnStrategies(stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)])
     resumption = Resumption(context)
     overlap = []
-    if playout is not None and policy.backchannel_secs > 0:
+    if playout is not None and policy.backchannel_secs > 0 and policy.overlap_voice_secs > 0:
         overlap = [OverlapStartStrategy(vad=vad, policy=policy, playout=playout)]
     return UserTurnStrategies(
         start=[

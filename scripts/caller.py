@@ -44,7 +44,7 @@ class Microphone(MediaStreamTrack):
         self._pending = b""
         self._start: float | None = None
         self._sent = 0
-        self._last_speech_sample = 0
+        self._first_speech_sample = self._last_speech_sample = 0
         self._live = asyncio.Event()
         self._live.set()
 
@@ -63,11 +63,18 @@ class Microphone(MediaStreamTrack):
         """Queue speech; it goes out after what is already queued, at real-time pace. The words
         end at sample `speech_end` when the recording says so (in room noise no level tells),
         else at its last loud sample."""
+        loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2")) > SILENCE_LEVEL)
         if speech_end is None:
-            loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2")) > SILENCE_LEVEL)
             speech_end = int(loud[-1]) if loud.size else 0
-        self._last_speech_sample = self._sent + len(self._pending) // 2 + speech_end
+        queued = self._sent + len(self._pending) // 2
+        self._first_speech_sample = queued + (int(loud[0]) if loud.size else 0)
+        self._last_speech_sample = queued + speech_end
         self._pending += pcm
+
+    def speech_start(self) -> float:
+        """When (time.monotonic) the first loud sample of the last utterance is due out."""
+        assert self._start is not None, "the microphone has not started"
+        return self._start + self._first_speech_sample / MIC_RATE
 
     def speech_end(self) -> float:
         """When (time.monotonic) the last loud sample of the last utterance is due out."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 import websockets
 
 from scripts.caller import read_wav
-from tests.support import FIXTURES, SocketCaller, rms, transcribe
+from tests.support import FIXTURES, SocketCaller, rms, spoken, transcribe
 
 pytestmark = pytest.mark.e2e
 
@@ -55,3 +56,20 @@ async def test_a_voice_the_tts_server_lacks_is_refused_in_words(stack):
     async with httpx.AsyncClient() as client:
         voices = (await client.get(f"{stack.bot_url}/api/voices")).json()
     assert voices == {"voices": ["heart"], "languages": ["en"]}
+
+
+async def test_over_the_websocket_a_backchannel_leaves_the_bot_talking_and_words_stop_it(stack):
+    async with SocketCaller.call(ws_url(stack)) as caller:
+        await caller.wait_for(lambda: caller.of_type("bot-started-speaking"), 60, "the greeting")
+        await asyncio.sleep(1.0)
+        caller.say(spoken("Okay."))
+        await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 30, "its end")
+        assert not caller.of_type("bot-interrupted"), "the okay stopped the bot"
+
+        starts = len(caller.of_type("bot-started-speaking"))
+        caller.say(QUESTION)
+        await caller.wait_for(
+            lambda: len(caller.of_type("bot-started-speaking")) > starts, 60, "the answer"
+        )
+        caller.say(spoken("Wait, stop. What do bees make?"))
+        await caller.wait_for(lambda: caller.of_type("bot-interrupted"), 10, "the interruption")

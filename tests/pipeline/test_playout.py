@@ -166,6 +166,21 @@ async def test_a_paused_answer_goes_on_from_the_sample_it_stopped_at():
     )
 
 
+async def test_a_pause_nobody_ends_ends_by_itself():
+    drop_stale_audio()
+    playout, out = Playout(longest_pause_secs=0.5), line()
+    asyncio.get_running_loop().call_later(0.3, playout.pause)
+    answer = counting(1.0)
+    await run_test(
+        Pipeline([playout, out]),
+        frames_to_send=[TTSAudioRawFrame(answer, RATE, 1), TTSStoppedFrame(), SleepFrame(2.0)],
+        pipeline_params=PipelineParams(audio_out_sample_rate=RATE),
+    )
+    played = samples(out)
+    assert played[played != 0].tobytes() == answer, "the whole answer, after the pause"
+    assert 0.4 <= np.count_nonzero(played == 0) / RATE <= 0.7
+
+
 async def test_an_answer_cut_off_in_its_second_sentence_is_heard_up_to_there():
     drop_stale_audio()
     playout, out = Playout(), line()

@@ -18,10 +18,13 @@ from pipecat.frames.frames import (
 )
 from pipecat.turns.types import ProcessFrameResult
 
+from bot.config import Settings
 from bot.overlap import OverlapStartStrategy
 from bot.playout import Playout
 from bot.stt import NothingHeardFrame
-from bot.turn_policy import TurnPolicy, backchannel
+from bot.tuning import tuning
+from bot.turn_policy import TurnPolicy, backchannel_words
+from bot.turns import call_vad, turn_policy, turn_strategies
 
 pytestmark = pytest.mark.unit
 
@@ -31,6 +34,11 @@ FRAME_SECS = 0.02
 class ScriptedVAD:
     hearing = False
     speaking = False
+    noise = False  # a sound Silero is half sure of, never speech
+
+    @property
+    def stirring(self) -> bool:
+        return self.hearing or self.noise
 
 
 def audio() -> InputAudioRawFrame:
@@ -132,14 +140,28 @@ async def test_voice_that_goes_on_interrupts_without_waiting_for_words():
 
 
 async def test_a_cough_the_vad_never_took_for_speech_resumes_the_answer():
-    overlap = Overlap(false_alarm_secs=0.3)
+    overlap = Overlap(false_alarm_secs=0.5)
     await overlap.strategy.process_frame(BotStartedSpeakingFrame())
     await overlap.frames(0.1, voice=True)
     assert overlap.playout.paused
+    await overlap.frames(0.3, voice=False)
+    assert overlap.playout.paused, "not yet: the VAD may still take it for speech"
     await overlap.frames(0.2, voice=False)
-    assert overlap.playout.paused, "not yet: it may be a pause between syllables"
-    await overlap.frames(0.12, voice=False)
     assert not overlap.playout.paused and overlap.log == []
+
+
+async def test_after_a_false_alarm_noise_no_longer_pauses_the_answer_but_speech_does():
+    overlap = Overlap(false_alarm_secs=0.5)
+    await overlap.strategy.process_frame(BotStartedSpeakingFrame())
+    overlap.vad.noise = True  # a fan, say: Silero half sure now and then
+    await overlap.frames(0.6, voice=False)
+    assert not overlap.playout.paused, "paused once, then the answer went on"
+    await overlap.frames(1.0, voice=False)
+    assert not overlap.playout.paused and overlap.log == [], "and not again"
+    await overlap.speech(0.3)
+    assert overlap.playout.paused, "speech the VAD is sure of still pauses it"
+    await overlap.pause("Wait.")
+    assert overlap.log == ["turn started"]
 
 
 async def test_a_hum_whisper_writes_nothing_for_resumes_the_answer():
@@ -173,27 +195,48 @@ async def test_while_the_bot_is_silent_the_caller_is_left_to_pipecat():
     assert vad is words is ProcessFrameResult.CONTINUE, "Pipecat's strategies start the turn"
 
 
-async def test_off_any_voice_is_left_to_pipecat():
-    overlap = Overlap(overlap_voice_secs=0)
-    await overlap.strategy.process_frame(BotStartedSpeakingFrame())
-    await overlap.frames(0.3, voice=True)
-    assert not overlap.playout.paused
-
-
 @pytest.mark.parametrize(
-    ("text", "is_backchannel"),
+    ("text", "listening"),
     [
         ("Mm-hm.", True),
         ("uh-huh", True),
+        ("Mmmmmhm", True),
         ("Okay, I see.", True),
         ("", True),
         ("Yeah.", True),
         ("Stop.", False),
         ("Wait.", False),
+        ("No.", False),
         ("Okay, but why?", False),
         ("Right, so what happened next?", False),
-        ("No.", False),
+        ("And then they come.", None),  # how Whisper wrote one "Mm-hm."
+        ("Tell me about sharks.", False),
     ],
 )
-def test_backchannel_words(text, is_backchannel):
-    assert backchannel(text) is is_backchannel
+def test_backchannel_words(text, listening):
+    assert backchannel_words(text) is listening
+
+
+def test_words_that_say_nothing_are_a_backchannel_only_if_short():
+    policy = TurnPolicy(short_overlap_secs=0.7)
+    assert policy.backchannel("And then they come.", 0.5)
+    assert not policy.backchannel("It is very big.", 1.2)
+    assert not policy.backchannel("Wait.", 0.3), "short, but it takes the floor"
+
+
+async def test_a_hum_whisper_writes_as_words_leaves_the_bot_talking():
+    overlap = Overlap(short_overlap_secs=0.7)
+    await overlap.strategy.process_frame(BotStartedSpeakingFrame())
+    await overlap.speech(0.5)
+    await overlap.pause("And then they come.")
+    await overlap.final("And then they come.")
+    assert "turn started" not in overlap.log and not overlap.playout.paused
+
+
+@pytest.mark.parametrize(("secs", "judged"), [(1.0, True), (0.0, False)])
+def test_turn_backchannel_secs_0_leaves_every_voice_to_pipecat(secs, judged):
+    settings = Settings(_env_file=None, turn_backchannel_secs=secs)
+    vad = call_vad(settings, 0.2)
+    strategies = turn_strategies(tuning(settings), vad, turn_policy(settings), playout=Playout())
+    kinds = [type(s) for s in strategies.start or []]
+    assert (OverlapStartStrategy in kinds) is judged

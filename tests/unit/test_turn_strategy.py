@@ -18,6 +18,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.utils.asyncio.task_manager import TaskManager
 
+from bot.playout import CUT_NOTE
 from bot.stt import NothingHeardFrame
 from bot.turn_policy import TurnPolicy
 from bot.turns import HybridTurnStopStrategy, ResumeStartStrategy, Resumption
@@ -363,3 +364,19 @@ async def test_the_caller_going_on_just_after_the_answer_began_restarts_the_turn
 
 async def test_speaking_later_in_the_answer_is_left_to_pipecats_start_strategies():
     assert not await Answer(Resumption()).caller_speaks(into=0.6, secs=0.2)
+
+
+def test_a_resumed_turn_drops_the_cut_answer_and_its_note():
+    """The caller went on just after an answer they had cut into began: neither the few words
+    they heard nor the note that they cut in stay in the conversation."""
+    context = LLMContext(
+        [
+            {"role": "user", "content": "My cat had kittens."},
+            {"role": "assistant", "content": "Oh, how —"},
+            {"role": "system", "content": CUT_NOTE},
+        ]
+    )
+    resumption = Resumption(context)
+    resumption.start()
+    resumption.settle()
+    assert context.get_messages() == [{"role": "user", "content": "My cat had kittens."}]
