@@ -214,33 +214,23 @@ def markdown(summary: dict) -> str:
     )
 
 
+def planned(
+    kind: str, said: str, voice: tuple[str, str, float], noisy: bool, at: float, seed: int
+) -> tuple[Trial, bytes]:
+    noise = "babble 15 dB" if noisy else "clean"
+    return Trial(kind, said, f"{voice[0]} {voice[1]}", noise, at), clip(said, voice, noisy, seed)
+
+
 async def run(url: str, rounds: int) -> list[Trial]:
     plans: list[tuple[Trial, bytes, tuple[str, ...]]] = []
     for r in range(rounds):
         for n, said in enumerate(BACKCHANNELS):
-            voice = VOICES[(n + r) % len(VOICES)]
-            noisy = (n + r) % 3 == 2
-            at = 1.0 + (n % 4) * 0.8
-            made = Trial(
-                "backchannel",
-                said,
-                f"{voice[0]} {voice[1]}",
-                "babble 15 dB" if noisy else "clean",
-                at,
-            )
-            plans.append((made, clip(said, voice, noisy, seed=n), ()))
+            voice, noisy, at = VOICES[(n + r) % len(VOICES)], (n + r) % 3 == 2, 1.0 + (n % 4) * 0.8
+            plans.append((*planned("backchannel", said, voice, noisy, at, seed=n), ()))
         for n, (said, subject) in enumerate(INTERRUPTIONS):
-            voice = VOICES[(n + r + 1) % len(VOICES)]
-            noisy = (n + r) % 3 == 1
+            voice, noisy = VOICES[(n + r + 1) % len(VOICES)], (n + r) % 3 == 1
             at = 1.2 + (n % 3) * 0.9
-            made = Trial(
-                "interruption",
-                said,
-                f"{voice[0]} {voice[1]}",
-                "babble 15 dB" if noisy else "clean",
-                at,
-            )
-            plans.append((made, clip(said, voice, noisy, seed=100 + n), subject))
+            plans.append((*planned("interruption", said, voice, noisy, at, seed=100 + n), subject))
     story = clip(STORY, ("espeak", "en-gb", 160), False, seed=0)
     trials: list[Trial] = []
     for made, pcm, subject in plans:
