@@ -235,7 +235,7 @@ class Playout(FrameProcessor):
         return False
 
     async def _sleep_until(self, when: float) -> None:
-        """Sleep until `when`, waking early if the speech is paused or resumed."""
+        """Sleep until `when`, waking early when frames arrive or the speech is resumed."""
         delay = when - time.monotonic()
         if delay <= 0:
             return
