@@ -120,12 +120,14 @@ class CallPage:
         return float(await self.page.get_attribute("#bot-level", "data-peak") or 0)
 
     async def bars(self) -> list[dict]:
-        """Each turn's bar: its total as shown, and each stage's milliseconds."""
+        """Each turn's bar: its total as shown, each stage's milliseconds, and the latency heard
+        in the page (None until measured)."""
         return await self.page.eval_on_selector_all(
             "#bars .bar-row",
             """rows => rows.map((row) => ({
                 turn: Number(row.dataset.turn),
                 total: row.querySelector(".bar-total").textContent,
+                heard: row.dataset.heardMs === undefined ? null : Number(row.dataset.heardMs),
                 stages: Object.fromEntries([...row.querySelectorAll(".segment")].map(
                     (s) => [s.dataset.stage, Number(s.dataset.ms)])),
             }))""",

@@ -44,6 +44,17 @@ async def assert_turn(call: CallPage, turn: int, question: tuple[str, ...]) -> N
     for stage in ("endpointing", "tts"):
         assert bar["stages"][stage] > 0, (stage, bar)
     assert bar["total"].endswith(" ms") and int(bar["total"].split()[0]) > 0, bar
+    # The page's own measure, from the microphone's level to the bot's (both network legs and
+    # the playout in it), shown beside the bot's figure.
+    await call.until(
+        "n => document.querySelector(`#bars .bar-row[data-turn='${n}']`)?.dataset.heardMs",
+        "the latency heard in the page",
+        10,
+        turn,
+    )
+    heard = (await call.bars())[turn - 1]["heard"]
+    assert heard is not None and heard > 0, (heard, bar)
+    assert "heard" in await call.page.inner_text("#stat-median")
     await call.bot_lines_at_least(turn + 1)  # the greeting, then one answer per turn
     assert (await call.lines("bot"))[turn].strip()
 

@@ -2,7 +2,7 @@
 // RTVI messages from the bot → the view. Plain modules, no build step, nothing from the internet.
 
 import { CAPTURE_RATE, CallAudio, listMicrophones, openMicrophone } from "./audio.js";
-import { LatencyPanel } from "./latency.js";
+import { HeardClock, LatencyPanel } from "./latency.js";
 import { timeoutSignal, WebRTCTransport } from "./transports/webrtc.js";
 import { WebSocketTransport } from "./transports/websocket.js";
 import { $, View } from "./ui.js";
@@ -351,7 +351,14 @@ async function connect() {
   view.clearAlert();
   markInvalid(null);
   // Created before the first await: Safari only starts audio inside the click's gesture.
-  const audio = new CallAudio({ onLevels: (mic, bot) => view.levels(mic, bot) });
+  const clock = new HeardClock();
+  const audio = new CallAudio({
+    onLevels: (mic, bot) => {
+      view.levels(mic, bot);
+      const heard = clock.sample(performance.now(), mic, bot);
+      if (heard !== null) latency.heard(heard);
+    },
+  });
   call = { id, audio, mic: null, transport: null, muted: false, botSpeaking: false, userSpeaking: false };
   view.startCall();
   view.setTransport("");

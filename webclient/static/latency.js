@@ -1,5 +1,6 @@
 // The latency panel: one stacked bar per turn (the bot's own measurement, split into stages),
-// the call's median and p95 over user turns, and the figures as a JSON download.
+// beside it the latency heard in this page (HeardClock), the call's median and p95 over user
+// turns, and the figures as a JSON download.
 
 export const STAGES = ["endpointing", "stt", "llm", "tts", "rest"];
 export const STAGE_NAMES = {
@@ -28,11 +29,41 @@ export function percentile(values, pct) {
   return sorted[rank - 1];
 }
 
+/**
+ * The latency the user hears, measured in the page from the meters' levels (0..1): from the end
+ * of their voice (the microphone) to the bot's first audible sound after it. Beyond the bot's
+ * own figure it holds both network legs, the jitter buffers and the browser's playout.
+ */
+export class HeardClock {
+  constructor({ voice = 0.35, sound = 0.25 } = {}) {
+    this.voice = voice; // about -39 dBFS: speech, not the room
+    this.sound = sound; // about -45 dBFS: the bot is audible
+    this.lastVoice = null;
+    this.botAudible = false;
+  }
+
+  /** The levels at `now` (ms); the heard latency (ms) when the bot answers, else null. */
+  sample(now, mic, bot) {
+    const audible = bot >= this.sound;
+    let heard = null;
+    if (audible && !this.botAudible && this.lastVoice !== null) {
+      heard = now - this.lastVoice;
+      this.lastVoice = null;
+    }
+    // While the bot is audible the microphone may still carry some of it (echo cancellation
+    // leaves a trace): only voice over silence counts.
+    if (!audible && mic >= this.voice) this.lastVoice = now;
+    this.botAudible = audible;
+    return heard;
+  }
+}
+
 export class LatencyPanel {
   constructor({ list, greeting, median: medianEl, p95, count, download }) {
     this.el = { list, greeting, median: medianEl, p95, count, download };
     this.turns = [];
     this.greeting = null;
+    this.heardPending = null; // heard before the bot's figure for the turn came
     this.call = {};
     download.addEventListener("click", () => this.download());
   }
@@ -41,6 +72,7 @@ export class LatencyPanel {
   reset(call) {
     this.turns = [];
     this.greeting = null;
+    this.heardPending = null;
     this.call = { ...call, started_at: new Date().toISOString() };
     this.el.list.replaceChildren();
     this.el.greeting.hidden = true;
@@ -59,10 +91,30 @@ export class LatencyPanel {
     } else {
       this.turns.push(entry);
       this.el.list.append(this.#bar(entry));
+      if (this.heardPending !== null) this.heard(this.heardPending);
       this.#scale();
       this.#stats();
     }
     this.el.download.disabled = false;
+  }
+
+  /** The latency heard in the page for the latest turn (HeardClock), in ms. */
+  heard(value) {
+    const entry = this.turns.at(-1);
+    if (!entry || entry.heard_ms !== undefined) {
+      this.heardPending = value; // the turn's own figure is still on its way
+      return;
+    }
+    this.heardPending = null;
+    entry.heard_ms = value;
+    const row = this.el.list.lastElementChild;
+    row.dataset.heardMs = Math.round(value);
+    const heard = document.createElement("span");
+    heard.className = "bar-heard";
+    heard.title = "From the end of your voice to Miss Harper's first sound, measured in this page";
+    heard.textContent = `heard ${ms(value)}`;
+    row.append(heard);
+    this.#stats();
   }
 
   #bar(entry) {
@@ -109,10 +161,11 @@ export class LatencyPanel {
 
   #stats() {
     const totals = this.turns.map((t) => t.total_ms);
-    const mid = median(totals);
-    const p95 = percentile(totals, 95);
-    this.el.median.textContent = mid === null ? "–" : ms(mid);
-    this.el.p95.textContent = p95 === null ? "–" : ms(p95);
+    const heard = this.turns.filter((t) => t.heard_ms !== undefined).map((t) => t.heard_ms);
+    const show = (value, heardValue) =>
+      value === null ? "–" : heardValue === null ? ms(value) : `${ms(value)} (heard ${ms(heardValue)})`;
+    this.el.median.textContent = show(median(totals), median(heard));
+    this.el.p95.textContent = show(percentile(totals, 95), percentile(heard, 95));
     this.el.count.textContent = String(totals.length);
   }
 
@@ -122,6 +175,8 @@ export class LatencyPanel {
       return { median: median(values), p95: percentile(values, 95) };
     };
     const stats = { total_ms: of((t) => t.total_ms) };
+    const heard = this.turns.filter((t) => t.heard_ms !== undefined).map((t) => t.heard_ms);
+    stats.heard_ms = { median: median(heard), p95: percentile(heard, 95) };
     for (const stage of STAGES) stats[stage] = of((t) => t.stages_ms[stage]);
     return stats;
   }
