@@ -14,8 +14,9 @@ audio the caller says one clip over it:
   legs included); a **false resumption** is an interruption after which the cut answer went on;
   the next answer is **to the interruption** when it names the interruption's subject.
 
-The clips are made with speech engines the kit does not speak with (espeak-ng, flite,
-festival, piper), some with other people talking under them (babble at 15 dB SNR). Results go
+The clips are made with speech engines other than the bot's own voice (espeak-ng, flite,
+festival, piper), in voices not used for tuning, some with other people talking under them
+(babble at 15 dB SNR). Results go
 to `--out`: overlap.json and overlap.md.
 """
 
