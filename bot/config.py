@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # STUN/TURN for WebRTC, as JSON: [{"urls": "turn:host:3478", "username": "u", "credential": "p"}].
     # Not needed on localhost; behind NAT or in containers, a TURN server (or the WebSocket).
     bot_ice_servers: list[IceServer] = Field(default_factory=list)
+    # The caller's WebRTC audio is held for this many 20 ms packets before the bot hears it
+    # (aiortc's receive jitter buffer holds 4): each adds 20 ms to every turn and interruption.
+    # 1 suits a local or LAN line; raise it where packets arrive out of order.
+    bot_webrtc_jitter_packets: int = Field(1, ge=1, le=16)
     # A call whose media has not connected by then is ended and its place freed.
     bot_connect_timeout_secs: float = Field(15.0, gt=0, le=120)
     # The page falls back to the WebSocket transport when WebRTC has not connected by then.

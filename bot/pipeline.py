@@ -54,9 +54,10 @@ _APOLOGY = {
 
 
 def audio_params() -> dict:
-    """TransportParams fields every transport shares: audio both ways. No input filter: RNNoise
-    cleans what the VAD hears, not what Whisper hears (bot/denoise.py)."""
-    return {"audio_in_enabled": True, "audio_out_enabled": True}
+    """TransportParams fields every transport shares: audio both ways, out in 20 ms chunks (not
+    Pipecat's 40: a chunk on its way when the bot pauses or is cut off is still heard). No input
+    filter: RNNoise cleans what the VAD hears, not what Whisper hears (bot/denoise.py)."""
+    return {"audio_in_enabled": True, "audio_out_enabled": True, "audio_out_10ms_chunks": 2}
 
 
 def transport_params(**extra) -> TransportParams:

@@ -55,7 +55,7 @@ from pipecat.utils.utils import obj_id
 # text was copied into later answers by small models).
 CUT_NOTE = "The caller cut in here and did not hear the rest of your answer."
 _PAUSE_FRAME_SECS = 0.02  # the silence sent while paused, a frame at a time
-_PIECE_SECS = 0.04  # audio goes on in pieces this long at most: a pause stops it within one
+_PIECE_SECS = 0.02  # audio goes on in pieces this long at most: a pause stops it within one
 
 
 class _MediaSender(BaseOutputTransport.MediaSender):
@@ -88,7 +88,7 @@ class Playout(FrameProcessor):
     what the caller heard of an interrupted answer (see the module's docstring)."""
 
     def __init__(
-        self, *, lead_secs: float = 0.06, longest_pause_secs: float = 2.0, **kwargs: Any
+        self, *, lead_secs: float = 0.04, longest_pause_secs: float = 2.0, **kwargs: Any
     ) -> None:
         """`longest_pause_secs`: a pause nobody ends (the caller's turn had already started, so
         no interruption came) ends by itself: the bot never holds the floor in silence."""
@@ -219,12 +219,14 @@ class Playout(FrameProcessor):
             logger.debug(f"{self}: a pause nobody ended; the speech goes on")
             self._paused = False
         if self._paused:
+            await self._sleep_until(self._until - self._lead)
+            if not self._paused:  # resumed, or cut off (silence now would restart the bot)
+                return True
             silence = TTSAudioRawFrame(
                 audio=b"\0\0" * int(frame.sample_rate * _PAUSE_FRAME_SECS),
                 sample_rate=frame.sample_rate,
                 num_channels=1,
             )
-            await self._sleep_until(self._until - self._lead)
             self._until = max(self._until, time.monotonic()) + _PAUSE_FRAME_SECS
             await self.push_frame(silence)
             return True

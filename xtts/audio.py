@@ -31,7 +31,7 @@ def trim_silence(
     audio: np.ndarray,
     sample_rate: int,
     *,
-    keep_lead: float = 0.03,
+    keep_lead: float = 0.01,
     keep_tail: float = 0.12,
     threshold: float = 0.01,
 ) -> np.ndarray:

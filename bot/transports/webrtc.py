@@ -190,6 +190,16 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
     return router
 
 
+def hold_audio(connection: SmallWebRTCConnection, packets: int) -> None:
+    """Hold the caller's audio for `packets` 20 ms packets before it is decoded, not aiortc's
+    fixed four: a receiver releases a packet once that many newer ones have arrived (reordered
+    packets within them are put back in order; later ones are dropped)."""
+    for transceiver in connection.pc.getTransceivers():
+        if transceiver.kind == "audio":
+            # aiortc builds the buffer with its receiver and has no setting for it.
+            transceiver.receiver._RTCRtpReceiver__jitter_buffer._prefetch = packets  # type: ignore[attr-defined]
+
+
 class Signalling:
     """SmallWebRTC signalling for the page: one call per peer connection, by its pc_id."""
 
@@ -202,6 +212,7 @@ class Signalling:
         """The callback the handler runs with a new peer connection: it starts the call."""
 
         async def start_call(connection: SmallWebRTCConnection) -> None:
+            hold_audio(connection, self.calls.settings.bot_webrtc_jitter_packets)
             transport = SmallWebRTCTransport(
                 webrtc_connection=connection, params=transport_params()
             )

@@ -36,12 +36,13 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 
+from bot.pipeline import audio_params
 from bot.playout import CUT_NOTE, Playout, drop_stale_audio, heard_only
 
 pytestmark = pytest.mark.pipeline
 
 RATE = 16000
-CHUNK_SECS = 0.04  # the transport's default chunk: four 10 ms pieces
+CHUNK_SECS = audio_params()["audio_out_10ms_chunks"] / 100  # the kit's output chunk
 
 
 class Line(BaseOutputTransport):
@@ -133,7 +134,10 @@ def counting(secs: float, start: int = 1) -> bytes:
 def line() -> Line:
     return Line(
         TransportParams(
-            audio_out_enabled=True, audio_out_sample_rate=RATE, audio_out_end_silence_secs=0
+            audio_out_enabled=True,
+            audio_out_sample_rate=RATE,
+            audio_out_end_silence_secs=0,
+            audio_out_10ms_chunks=audio_params()["audio_out_10ms_chunks"],
         )
     )
 
@@ -164,6 +168,29 @@ async def test_a_paused_answer_goes_on_from_the_sample_it_stopped_at():
     assert [type(f) for f in speaking] == [BotStartedSpeakingFrame, BotStoppedSpeakingFrame], (
         "the bot keeps the floor while paused"
     )
+
+
+async def test_an_answer_cut_off_while_paused_stays_silent():
+    """The silence sent while paused is the bot's: once cut off it stops, or the bot would
+    "start speaking" again and take the caller's next words for talk over it."""
+    drop_stale_audio()
+    playout, out = Playout(), line()
+    asyncio.get_running_loop().call_later(0.4, playout.pause)
+    down, _ = await run_test(
+        Pipeline([playout, out]),
+        frames_to_send=[
+            TTSAudioRawFrame(counting(2.0), RATE, 1),
+            SleepFrame(0.8),
+            InterruptionFrame(),
+            SleepFrame(0.6),
+        ],
+        pipeline_params=PipelineParams(audio_out_sample_rate=RATE),
+    )
+    assert out.interrupted_at is not None
+    late = [f for f, at in out.written if at > out.interrupted_at + CHUNK_SECS]
+    assert not late, f"{len(late)} chunks written after the interruption"
+    speaking = [f for f in down if isinstance(f, BotStartedSpeakingFrame | BotStoppedSpeakingFrame)]
+    assert [type(f) for f in speaking] == [BotStartedSpeakingFrame, BotStoppedSpeakingFrame]
 
 
 async def test_a_pause_nobody_ends_ends_by_itself():
