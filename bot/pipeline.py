@@ -14,11 +14,7 @@ from typing import Any
 import aiohttp
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, TTSSpeakFrame
-from pipecat.observers.user_bot_latency_observer import (
-    LatencyBreakdown,
-    MeasuredFrom,
-    UserBotLatencyObserver,
-)
+from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, MeasuredFrom
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -32,6 +28,7 @@ from pipecat.workers.runner import WorkerRunner
 from bot.config import Settings
 from bot.health import PROBES
 from bot.latency import CallLatency, TurnLatency
+from bot.latency_observer import TurnLatencyObserver
 from bot.llm import KitLLMService
 from bot.metrics import BotMetrics
 from bot.models import SpeechModel
@@ -113,7 +110,7 @@ async def run_call(
         ]
     )
 
-    latency_observer = UserBotLatencyObserver()
+    latency_observer = TurnLatencyObserver()
     worker = pipeline_worker(pipeline, latency_observer)
     services = {stt: "stt", llm: "llm", tts: "tts"}
     call = CallEvents(
@@ -164,7 +161,7 @@ def context_aggregators(
     )
 
 
-def pipeline_worker(pipeline: Pipeline, latency_observer: UserBotLatencyObserver) -> PipelineWorker:
+def pipeline_worker(pipeline: Pipeline, latency_observer: TurnLatencyObserver) -> PipelineWorker:
     """The worker that runs the call's pipeline: the rates, metrics, and no idle hang-up."""
     return PipelineWorker(
         pipeline,
