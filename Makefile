@@ -74,9 +74,9 @@ format: install ## Apply ruff's fixes and formatting
 
 # BENCH_URL: any running bot (make run's, Compose's, a Modal URL); PART: the turn set's held-out
 # part (default), dev, tune or all; COMPARE=seed: the seed's configuration too, on the same turns.
-bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N | MODE=overlap]
+bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N | MODE=overlap [TRANSPORT=websocket]]
 ifeq ($(MODE),overlap)
-	@$(UV) run --frozen $(EXTRAS) python scripts/bench_overlap.py $(if $(BENCH_URL),--url $(BENCH_URL))
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench_overlap.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(TRANSPORT),--transport $(TRANSPORT))
 else
 	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS))
 endif

@@ -1,17 +1,17 @@
 """The benchmark's overlap mode: the caller speaks while the bot is answering.
 
-    python scripts/bench_overlap.py [--url http://127.0.0.1:7860] [--out bench-results]
-    make bench MODE=overlap [BENCH_URL=...]
+    python scripts/bench_overlap.py [--url http://127.0.0.1:7860] [--transport websocket]
+    make bench MODE=overlap [BENCH_URL=...] [TRANSPORT=websocket]
 
-Over WebRTC, as the page does, a call per trial (so that no trial's conversation leads the
-next answer): each asks for a story (a long answer), and a second or more into the answer's
-audio the caller says one clip over it:
+Over WebRTC as the page does (or over its WebSocket fallback), a call per trial (so that no
+trial's conversation leads the next answer): each asks for a story (a long answer), and a second
+or more into the answer's audio the caller says one clip over it:
 - a **backchannel** ("Mm-hm.", "Uh-huh.", "Okay.", "I see."...), which must leave the bot
   talking: it counts as kept when the bot was not interrupted and did not answer it;
 - an **interruption** (a new question, a correction, "wait"), which must silence the bot at
   once and be answered as one. Measured from the caller's side: from the first loud sample of
-  its words to the last loud sample received from the bot before a 0.4 s silence (both WebRTC
-  legs included); a **false resumption** is an interruption after which the cut answer went on;
+  its words to the last loud sample heard from the bot before a 0.4 s silence (both legs of the
+  line included); a **false resumption** is an interruption after which the cut answer went on;
   the next answer is **to the interruption** when it names the interruption's subject.
 
 The clips are made with speech engines other than the bot's own voice (espeak-ng, flite,
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bot.answers import words  # noqa: E402
 from bot.latency import percentile  # noqa: E402
 from scripts.bench import machine  # noqa: E402
-from scripts.caller import SILENCE_LEVEL, Caller  # noqa: E402
+from scripts.caller import SILENCE_LEVEL, Caller, Session, SocketCaller  # noqa: E402
 from scripts.speech import ENGINES, babble  # noqa: E402
 
 STORY = "Please tell me a long story about a dragon who loves to bake."
@@ -94,7 +94,7 @@ def clip(text: str, voice: tuple[str, str, float], noisy: bool, seed: int) -> by
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-def loud_times(caller: Caller, start: float) -> list[float]:
+def loud_times(caller: Session, start: float) -> list[float]:
     return [
         at
         for at, pcm in caller.audio
@@ -110,8 +110,14 @@ def silenced_at(times: list[float]) -> float | None:
     return times[-1] if times else None
 
 
-async def trial(url: str, story: bytes, trial: Trial, pcm: bytes) -> Trial:
-    caller = Caller(url)
+def caller_on(url: str, transport: str) -> Caller | SocketCaller:
+    if transport == "websocket":
+        return SocketCaller(url.replace("http", "ws", 1).rstrip("/") + "/ws")
+    return Caller(url)
+
+
+async def trial(url: str, transport: str, story: bytes, trial: Trial, pcm: bytes) -> Trial:
+    caller = caller_on(url, transport)
     try:
         await caller.connect()
         await caller.wait_for(lambda: caller.of_type("bot-stopped-speaking"), 120, "the greeting")
@@ -123,7 +129,7 @@ async def trial(url: str, story: bytes, trial: Trial, pcm: bytes) -> Trial:
         await caller.close()
 
 
-async def judge(caller: Caller, story: bytes, trial: Trial, pcm: bytes) -> Trial:
+async def judge(caller: Session, story: bytes, trial: Trial, pcm: bytes) -> Trial:
     await asyncio.sleep(0.5)
     starts = len(caller.of_type("bot-started-speaking"))
     caller.mic.say(story)
@@ -222,7 +228,7 @@ def planned(
     return Trial(kind, said, f"{voice[0]} {voice[1]}", noise, at), clip(said, voice, noisy, seed)
 
 
-async def run(url: str, rounds: int) -> list[Trial]:
+async def run(url: str, transport: str, rounds: int) -> list[Trial]:
     plans: list[tuple[Trial, bytes, tuple[str, ...]]] = []
     for r in range(rounds):
         for n, said in enumerate(BACKCHANNELS):
@@ -235,7 +241,7 @@ async def run(url: str, rounds: int) -> list[Trial]:
     story = clip(STORY, ("espeak", "en-gb", 160), False, seed=0)
     trials: list[Trial] = []
     for made, pcm, subject in plans:
-        done = await trial(url, story, made, pcm)
+        done = await trial(url, transport, story, made, pcm)
         done.to_the_interruption = bool(set(subject) & set(words(done.next_answer)))
         trials.append(done)
         if done.error:
@@ -254,17 +260,21 @@ async def run(url: str, rounds: int) -> list[Trial]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:7860", help="the bot (make run's)")
+    parser.add_argument(
+        "--transport", choices=["webrtc", "websocket"], default="webrtc", help="the caller's line"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="over the clips, voices moved on")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
-    trials = asyncio.run(run(args.url, args.rounds))
+    trials = asyncio.run(run(args.url, args.transport, args.rounds))
     summary = summarize(trials)
-    title = f"overlap: {len(trials)} trials, {machine()}"
+    title = f"overlap: {len(trials)} trials over {args.transport}, {machine()}"
     table = markdown(summary)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine(),
         "url": args.url,
+        "transport": args.transport,
         "summary": summary,
         "trials": [asdict(t) for t in trials],
     }

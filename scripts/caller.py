@@ -1,8 +1,9 @@
-"""A real WebRTC caller built on aiortc: WAV files as the microphone, the bot's audio recorded.
+"""Real callers: WAV files as the microphone, the bot's audio and RTVI messages recorded.
 
-It speaks to the bot exactly as the browser page does: an audio transceiver, a `chat` data channel
-carrying RTVI messages, and the SDP offer POSTed to `/api/offer`. The end-to-end tests and the
-latency benchmark both call the bot through it.
+`Caller` speaks WebRTC (aiortc) exactly as the browser page does: an audio transceiver, a `chat`
+data channel carrying RTVI messages, and the SDP offer POSTed to `/api/offer`. `SocketCaller`
+speaks the page's fallback, Pipecat's protobuf frames on `/ws`. The end-to-end tests and the
+benchmarks call the bot through them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 import av
 import httpx
 import numpy as np
+import websockets
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from pipecat.frames.protobufs import frames_pb2
 
 MIC_RATE = 16000
 FRAME_SAMPLES = MIC_RATE // 50  # 20 ms
@@ -99,71 +102,23 @@ class Microphone(MediaStreamTrack):
         return frame
 
 
-class Caller:
-    """One browser-like session: connect, speak, and keep everything the bot sends."""
+CLIENT_READY = {"label": "rtvi-ai", "type": "client-ready", "data": {"version": "2.2.0"}}
 
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.pc = RTCPeerConnection()
+
+class Session:
+    """What a caller keeps of a call, whatever the transport: the bot's RTVI messages and its
+    audio, each with its arrival time."""
+
+    def __init__(self) -> None:
         self.mic = Microphone()
         self.messages: list[dict[str, Any]] = []
-        self.audio: list[tuple[float, bytes]] = []  # (arrival time, 48 kHz mono s16le)
+        self.audio: list[tuple[float, bytes]] = []  # (arrival time, mono s16le)
         self._new_message = asyncio.Event()
-        self._reader: asyncio.Task | None = None
-        self.pc_id: str | None = None  # the bot's id for this peer connection, from the answer
 
-    async def connect(self, options: dict[str, str] | None = None) -> None:
-        """Call the bot; `options` (voice, language, prompt) travel with the offer."""
-        self.pc.addTransceiver(self.mic, direction="sendrecv")
-        self.pc.addTransceiver("video", direction="recvonly")  # SmallWebRTC expects m-line 1
-        channel = self.pc.createDataChannel("chat")
-
-        @channel.on("open")
-        def on_open() -> None:
-            ready = {
-                "label": "rtvi-ai",
-                "type": "client-ready",
-                "id": "ready-1",
-                "data": {"version": "2.2.0", "about": {"library": "aiortc-test-caller"}},
-            }
-            channel.send(json.dumps(ready))
-
-        @channel.on("message")
-        def on_message(raw: str) -> None:
-            message = json.loads(raw)
-            if message.get("label") == "rtvi-ai":
-                self.messages.append(message)
-                self._new_message.set()
-
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._reader = asyncio.create_task(self._record(track))
-
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.post(
-                f"{self.base_url}/api/offer",
-                json={
-                    "sdp": self.pc.localDescription.sdp,
-                    "type": "offer",
-                    "requestData": options or {},
-                },
-            )
-        response.raise_for_status()
-        answer = response.json()
-        self.pc_id = answer.get("pc_id")
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
-
-    async def _record(self, track: MediaStreamTrack) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:  # the track ended: the call is over
-                return
-            for out in resampler.resample(frame):
-                self.audio.append((time.monotonic(), bytes(out.planes[0])[: out.samples * 2]))
+    def _received(self, message: dict[str, Any]) -> None:
+        if message.get("label") == "rtvi-ai":
+            self.messages.append(message)
+            self._new_message.set()
 
     def audio_between(self, start: float, end: float = float("inf")) -> bytes:
         return b"".join(pcm for at, pcm in self.audio if start <= at < end)
@@ -208,7 +163,119 @@ class Caller:
                 await asyncio.wait_for(self._new_message.wait(), 0.1)
         return result
 
+
+class Caller(Session):
+    """One browser-like session over WebRTC: connect, speak, and keep everything the bot sends
+    (its audio at 48 kHz)."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base_url = base_url
+        self.pc = RTCPeerConnection()
+        self._reader: asyncio.Task | None = None
+        self.pc_id: str | None = None  # the bot's id for this peer connection, from the answer
+
+    async def connect(self, options: dict[str, str] | None = None) -> None:
+        """Call the bot; `options` (voice, language, prompt) travel with the offer."""
+        self.pc.addTransceiver(self.mic, direction="sendrecv")
+        self.pc.addTransceiver("video", direction="recvonly")  # SmallWebRTC expects m-line 1
+        channel = self.pc.createDataChannel("chat")
+
+        @channel.on("open")
+        def on_open() -> None:
+            channel.send(json.dumps({**CLIENT_READY, "id": "ready-1"}))
+
+        @channel.on("message")
+        def on_message(raw: str) -> None:
+            self._received(json.loads(raw))
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._reader = asyncio.create_task(self._record(track))
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(
+                f"{self.base_url}/api/offer",
+                json={
+                    "sdp": self.pc.localDescription.sdp,
+                    "type": "offer",
+                    "requestData": options or {},
+                },
+            )
+        response.raise_for_status()
+        answer = response.json()
+        self.pc_id = answer.get("pc_id")
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:  # the track ended: the call is over
+                return
+            for out in resampler.resample(frame):
+                self.audio.append((time.monotonic(), bytes(out.planes[0])[: out.samples * 2]))
+
     async def close(self) -> None:
         await self.pc.close()
         if self._reader:
             self._reader.cancel()
+
+
+class SocketCaller(Session):
+    """One session over the bot's WebSocket (`/ws`, the page's fallback): the start message, then
+    Pipecat's protobuf frames both ways, the microphone at real-time pace. The bot's audio is
+    timed as a player would play it."""
+
+    def __init__(self, url: str):
+        """`url`: the WebSocket's, ws://host:port/ws."""
+        super().__init__()
+        self.url = url
+        self.rate = 0  # of the bot's audio, as its frames say
+        self._played_until = 0.0  # when the bot's audio received so far will have played
+        self._ws: Any = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def connect(self, options: dict[str, str] | None = None) -> None:
+        """Call the bot; `options` (voice, language, prompt) go in the start message."""
+        self._ws = await websockets.connect(self.url)
+        await self._ws.send(json.dumps({"type": "start", **(options or {})}))
+        self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._speak())]
+        await self.send_message({**CLIENT_READY, "id": "ready-1"})
+
+    async def send_message(self, message: dict[str, Any]) -> None:
+        frame = frames_pb2.Frame()
+        frame.message.data = json.dumps(message)
+        await self._ws.send(frame.SerializeToString())
+
+    async def _speak(self) -> None:
+        while True:
+            audio = await self.mic.recv()
+            frame = frames_pb2.Frame()
+            frame.audio.audio = bytes(audio.planes[0])[: FRAME_SAMPLES * 2]
+            frame.audio.sample_rate = MIC_RATE
+            frame.audio.num_channels = 1
+            await self._ws.send(frame.SerializeToString())
+
+    async def _receive(self) -> None:
+        async for data in self._ws:
+            frame = frames_pb2.Frame.FromString(data)
+            kind = frame.WhichOneof("frame")
+            if kind == "audio":
+                self.rate = rate = frame.audio.sample_rate
+                # Kept at the time it plays: the bot sends ahead of playback (Pipecat's WebSocket
+                # output paces at twice real time), and a player plays it in order.
+                starts = max(time.monotonic(), self._played_until)
+                self._played_until = starts + len(frame.audio.audio) / (2 * rate)
+                self.audio.append((starts, frame.audio.audio))
+            elif kind == "message":
+                self._received(json.loads(frame.message.data))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._ws is not None:
+            await self._ws.close()

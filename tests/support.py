@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import socket
 import subprocess
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import websockets
-from pipecat.frames.protobufs import frames_pb2
 
+import scripts.caller
 from scripts.caller import Caller
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,43 +195,19 @@ def assert_english_speech(pcm: bytes, sample_rate: int = CALLER_RATE) -> str:
     return heard
 
 
-FRAME_BYTES = 640  # 20 ms of 16 kHz s16le
-
-
-class SocketCaller:
-    """A caller on the bot's /ws: streams the microphone at real-time pace as Pipecat's protobuf
-    frames (Pipecat's own classes as the codec) and keeps what the bot sends back."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.messages: list[dict] = []
-        self.audio: list[tuple[float, bytes]] = []
-        self.rate = 0
-        self._pending = b""
+class SocketCaller(scripts.caller.SocketCaller):
+    """A caller on the bot's /ws, as a context manager, with the tests' conversation steps."""
 
     @classmethod
     @contextlib.asynccontextmanager
     async def call(cls, url: str, start: dict | None = None):
         """Open a call: the start message (`start`'s choices), the microphone, RTVI's ready."""
-        async with websockets.connect(url) as ws:
-            await ws.send(json.dumps({"type": "start", **(start or {})}))
-            caller = cls(ws)
-            tasks = [
-                asyncio.create_task(caller.receive()),
-                asyncio.create_task(caller.microphone()),
-            ]
-            try:
-                ready = {
-                    "label": "rtvi-ai",
-                    "type": "client-ready",
-                    "id": "1",
-                    "data": {"version": "2.2.0"},
-                }
-                await caller.send_message(ready)
-                yield caller
-            finally:
-                for task in tasks:
-                    task.cancel()
+        caller = cls(url)
+        await caller.connect(start)
+        try:
+            yield caller
+        finally:
+            await caller.close()
 
     async def greeting(self) -> bytes:
         await self.wait_for(lambda: self.of_type("bot-stopped-speaking"), 60, "the greeting")
@@ -250,43 +224,10 @@ class SocketCaller:
         )
         transcript = " ".join(finals(self)[finals_before:])  # every piece, as in `ask` above
         assert transcript, "the question was never transcribed"
-        return transcript, b"".join(p for at, p in self.audio if at > asked)
+        return transcript, self.audio_between(asked)
 
     def say(self, pcm: bytes) -> None:
-        self._pending += pcm
-
-    async def send_message(self, message: dict) -> None:
-        frame = frames_pb2.Frame()
-        frame.message.data = json.dumps(message)
-        await self.ws.send(frame.SerializeToString())
-
-    async def microphone(self) -> None:
-        start, sent = time.monotonic(), 0
-        while True:
-            chunk, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
-            frame = frames_pb2.Frame()
-            frame.audio.audio = chunk.ljust(FRAME_BYTES, b"\0")
-            frame.audio.sample_rate = 16000
-            frame.audio.num_channels = 1
-            await self.ws.send(frame.SerializeToString())
-            sent += 1
-            await asyncio.sleep(max(0.0, start + sent * 0.02 - time.monotonic()))
-
-    async def receive(self) -> None:
-        async for data in self.ws:
-            frame = frames_pb2.Frame.FromString(data)
-            kind = frame.WhichOneof("frame")
-            if kind == "audio":
-                self.rate = frame.audio.sample_rate
-                self.audio.append((time.monotonic(), frame.audio.audio))
-            elif kind == "message":
-                self.messages.append(json.loads(frame.message.data))
-
-    def of_type(self, kind: str) -> list[dict]:
-        return [m for m in self.messages if m.get("type") == kind]
-
-    async def wait_for(self, predicate, within: float, what: str):
-        return await wait_until(predicate, within, what)
+        self.mic.say(pcm)
 
 
 def metric(text: str, name: str, **labels: str) -> float:
