@@ -56,7 +56,9 @@ async def test_the_callers_webrtc_audio_is_held_for_the_packets_set():
         await caller.close()
 
     def packet(n: int) -> RtpPacket:
-        return RtpPacket(payload_type=111, sequence_number=n, timestamp=960 * n, payload=b"x")
+        packet = RtpPacket(payload_type=111, sequence_number=n, timestamp=960 * n, payload=b"x")
+        packet._data = b"x"  # type: ignore[attr-defined]  # the receiver's depayloaded Opus
+        return packet
 
     held = JitterBuffer(capacity=16, prefetch=1)
     assert held.add(packet(0))[1] is None
