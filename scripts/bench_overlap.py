@@ -74,6 +74,7 @@ class Trial:
     interrupted: bool = False  # the bot said it was interrupted
     answered: bool = False  # it answered what the caller said as a turn
     silence_ms: float | None = None  # interruptions: the caller's first word to the bot's silence
+    told_ms: float | None = None  # interruptions: its first word to the bot saying it was cut off
     longest_gap_ms: float | None = None  # backchannels: the bot's pause over it
     next_answer: str = ""
     to_the_interruption: bool = False
@@ -149,6 +150,12 @@ async def judge(caller: Session, story: bytes, trial: Trial, pcm: bytes) -> Tria
     ended = caller.mic.speech_end()
     await asyncio.sleep(max(0.0, ended - time.monotonic()) + JUDGE_SECS)
     trial.interrupted = len(caller.of_type("bot-interrupted")) > interrupted
+    told = [
+        at
+        for at, m in zip(caller.arrivals, caller.messages, strict=True)
+        if m.get("type") == "bot-interrupted" and at >= queued
+    ]
+    trial.told_ms = (told[0] - spoken) * 1000 if told else None
     trial.answered = len(caller.server_messages("latency")) > latencies
     times = loud_times(caller, queued)
     if trial.kind == "backchannel":
@@ -252,7 +259,8 @@ async def run(url: str, transport: str, rounds: int) -> list[Trial]:
             verdict = "NOT STOPPED"
         else:
             answered = "answered" if done.to_the_interruption else "NOT answered"
-            verdict = f"silent after {done.silence_ms:.0f} ms, {answered} as an interruption"
+            told = "" if done.told_ms is None else f" (told at {done.told_ms:.0f} ms)"
+            verdict = f"silent after {done.silence_ms:.0f} ms{told}, {answered} as an interruption"
         print(f"{done.kind:>12} {done.said!r:45} {done.voice:28} {done.noise:12} {verdict}")
     return trials
 

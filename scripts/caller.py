@@ -112,12 +112,14 @@ class Session:
     def __init__(self) -> None:
         self.mic = Microphone()
         self.messages: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # when each of `messages` came (time.monotonic)
         self.audio: list[tuple[float, bytes]] = []  # (arrival time, mono s16le)
         self._new_message = asyncio.Event()
 
     def _received(self, message: dict[str, Any]) -> None:
         if message.get("label") == "rtvi-ai":
             self.messages.append(message)
+            self.arrivals.append(time.monotonic())
             self._new_message.set()
 
     def audio_between(self, start: float, end: float = float("inf")) -> bytes:
