@@ -61,9 +61,10 @@ async def test_spoken_question_gets_a_spoken_answer(stack):
         async with httpx.AsyncClient() as client:
             page = (await client.get(f"{stack.bot_url}/metrics")).text
         assert metric(page, "kit_calls_total", transport="webrtc") >= 1
-        assert metric(page, "kit_turn_seconds_count", stage="total") >= 1
+        assert metric(page, "kit_turn_seconds_sum", stage="total") > 0
+        # Every stage recorded; Whisper's and the LLM's may be 0 (ready before the turn ended).
         for stage in STAGES:
-            assert metric(page, "kit_turn_seconds_sum", stage=stage) > 0 or stage == "rest"
+            assert metric(page, "kit_turn_seconds_count", stage=stage) >= 1, stage
     finally:
         await caller.close()
 
