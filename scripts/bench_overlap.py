@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bot.answers import words  # noqa: E402
 from bot.latency import percentile  # noqa: E402
 from scripts.bench import machine  # noqa: E402
-from scripts.caller import SILENCE_LEVEL, Caller, Session, SocketCaller  # noqa: E402
+from scripts.caller import Caller, Session, SocketCaller  # noqa: E402
 from scripts.speech import ENGINES, babble  # noqa: E402
 
 STORY = "Please tell me a long story about a dragon who loves to bake."
@@ -93,14 +93,6 @@ def clip(text: str, voice: tuple[str, str, float], noisy: bool, seed: int) -> by
     if noisy:
         audio = babble(audio, seed, 15.0)
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-def loud_times(caller: Session, start: float) -> list[float]:
-    return [
-        at
-        for at, pcm in caller.audio
-        if at >= start and np.abs(np.frombuffer(pcm, dtype="<i2")).max(initial=0) > SILENCE_LEVEL
-    ]
 
 
 def silenced_at(times: list[float]) -> float | None:
@@ -157,7 +149,7 @@ async def judge(caller: Session, story: bytes, trial: Trial, pcm: bytes) -> Tria
     ]
     trial.told_ms = (told[0] - spoken) * 1000 if told else None
     trial.answered = len(caller.server_messages("latency")) > latencies
-    times = loud_times(caller, queued)
+    times = list(caller.sounds_after(queued))
     if trial.kind == "backchannel":
         during = [t for t in times if spoken <= t <= ended + 1.5]
         gaps = [b - a for a, b in itertools.pairwise(during)]

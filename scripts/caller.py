@@ -127,11 +127,15 @@ class Session:
 
     def first_sound_after(self, start: float) -> float | None:
         """Arrival time of the first audible frame from the bot after `start`."""
-        return next(self._sounds_after(start, self.audio), None)
+        return next(self.sounds_after(start), None)
 
     def last_sound_after(self, start: float) -> float | None:
         """Arrival time of the last audible frame from the bot after `start`."""
         return next(self._sounds_after(start, reversed(self.audio)), None)
+
+    def sounds_after(self, start: float) -> Iterator[float]:
+        """Arrival times of the bot's audible frames after `start`, in order."""
+        return self._sounds_after(start, self.audio)
 
     @staticmethod
     def _sounds_after(start: float, frames: Iterable[tuple[float, bytes]]) -> Iterator[float]:
