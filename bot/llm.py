@@ -99,6 +99,32 @@ def joined(messages: list[dict]) -> list[dict]:
     return out
 
 
+def notes_folded(messages: list[dict]) -> list[dict]:
+    """`messages` with every system message after the conversation began (the kit's note that
+    the caller cut in) moved into the next user message, in brackets; one with no user message
+    after it is left out. For chat templates that refuse a system message after the first
+    (Gemma's, some of Mistral's)."""
+    out: list[dict] = []
+    notes: list[str] = []
+    for message in messages:
+        late = any(m.get("role") != "system" for m in out)
+        if message.get("role") == "system" and late and isinstance(message.get("content"), str):
+            notes.append(message["content"])
+        elif message.get("role") == "user" and notes and isinstance(message.get("content"), str):
+            out.append({**message, "content": f"({' '.join(notes)}) {message['content']}"})
+            notes = []
+        else:
+            out.append(message)
+    return out
+
+
+def has_late_note(messages: list[dict]) -> bool:
+    """Whether a system message follows the conversation's first other message."""
+    roles = [m.get("role") for m in messages]
+    first_other = next((i for i, role in enumerate(roles) if role != "system"), len(roles))
+    return "system" in roles[first_other:]
+
+
 class _AnswerEnded(Exception):
     """The guard has ended the answer; raised through the stream to close it."""
 
@@ -175,11 +201,31 @@ class KitLLMService(OpenAILLMService):
         self._priming = asyncio.Lock()
         self._reading: asyncio.Task | None = None  # the read-ahead of the latest answer
         self._answer: _Deadline | None = None  # the latest answer's stream
+        self._fold_notes = False  # the server's chat template refused a late system message
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
-        params["messages"] = recent(joined(list(params["messages"])), self._history_turns)
+        params["messages"] = self._shaped(list(params["messages"]))
         return {**params, **self._slot_body(params.get("extra_body"))}
+
+    def _shaped(self, messages: list[dict]) -> list[dict]:
+        """The messages as sent: the window, consecutive user messages joined, and the notes
+        folded into the caller's words where the template wants that."""
+        if self._fold_notes:
+            messages = notes_folded(messages)
+        return recent(joined(messages), self._history_turns)
+
+    def _refused(self, messages: list[Any]) -> bool:
+        """After a 400 (llama.cpp's and vLLM's answer to a template that raised): whether the
+        cut-in note may be why; if so, it goes into the caller's words from now on, this call."""
+        if self._fold_notes or not has_late_note(messages):
+            return False
+        self._fold_notes = True
+        logger.info(
+            f"{self}: the model's chat template refuses a system message after the first; "
+            "the cut-in note now goes into the caller's next message"
+        )
+        return True
 
     def _slot_body(self, extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
         """The request's `extra_body` (the settings' own, if any) with the call's slot."""
@@ -190,7 +236,12 @@ class KitLLMService(OpenAILLMService):
     async def get_chat_completions(self, context: LLMContext) -> Any:
         try:
             async with asyncio.timeout(self._timeout_secs):
-                stream = await super().get_chat_completions(context)
+                try:
+                    stream = await super().get_chat_completions(context)
+                except openai.BadRequestError:
+                    if not self._refused(list(context.get_messages())):
+                        raise
+                    stream = await super().get_chat_completions(context)
         except TimeoutError:
             raise LLMStalled(
                 f"the language model did not answer within {self._timeout_secs:g} s"
@@ -250,20 +301,29 @@ class KitLLMService(OpenAILLMService):
         """Have the server read `messages`, in the answers' window, into its prompt cache."""
         async with self._priming:
             try:
-                body: dict[str, Any] = {
-                    "model": self._settings.model,
-                    "messages": recent(joined(messages), self._history_turns),
-                    "max_tokens": 1,
-                    "stream": True,
-                    **self._slot_body(),
-                }
                 async with asyncio.timeout(_PRIME_TIMEOUT_SECS):
-                    stream = await self._client.chat.completions.create(**body)
-                    async with stream:
-                        async for _ in stream:
-                            pass
+                    try:
+                        await self._read(messages)
+                    except openai.BadRequestError:
+                        if not self._refused(messages):
+                            raise
+                        await self._read(messages)
             except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as error:
                 logger.debug(f"{self}: priming skipped: {error.__class__.__name__}")
+
+    async def _read(self, messages: list[Any]) -> None:
+        """One request that has the server read `messages` and write a single token."""
+        body: dict[str, Any] = {
+            "model": self._settings.model,
+            "messages": self._shaped(messages),
+            "max_tokens": 1,
+            "stream": True,
+            **self._slot_body(),
+        }
+        stream = await self._client.chat.completions.create(**body)
+        async with stream:
+            async for _ in stream:
+                pass
 
     async def _fill_silence(self) -> None:
         """Say the filler if the answer has no words `filler_secs` after its turn ended."""

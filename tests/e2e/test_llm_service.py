@@ -4,7 +4,8 @@ A withdrawn answer stops in the server: its slot is free again at once, whenever
 withdrawn (before the server answers, just as its stream opens, while it writes), as a turn the
 caller resumed withdraws it. The moment is chosen by wrapping the service's own OpenAI client.
 
-An answer the token limit cuts off is spoken to its last whole sentence."""
+An answer the token limit cuts off is spoken to its last whole sentence. A chat template that
+refuses the note that the caller cut in still gets it, in the caller's next words."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pipecat.tests.utils import run_test
 
 from bot.answers import AnswerGuard
 from bot.llm import KitLLMService
+from bot.playout import CUT_NOTE, heard_only
 
 pytestmark = pytest.mark.e2e
 
@@ -116,3 +118,68 @@ async def test_an_answer_cut_by_the_token_limit_ends_at_a_whole_sentence(stack):
     spoken = "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
     assert llm._answer is not None and llm._answer.finish_reason == "length"
     assert spoken and spoken[-1] in ".!?", f"half a sentence was spoken: {spoken!r}"
+
+
+# Gemma's and some Mistral templates end the request with an error on a system message after the
+# first; llama.cpp answers 400. This one does the same in SmolLM2's ChatML.
+STRICT_TEMPLATE = """{%- for m in messages -%}
+{%- if m['role'] == 'system' and not loop.first -%}
+{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
+{%- endif -%}
+<|im_start|>{{ m['role'] }}
+{{ m['content'] }}<|im_end|>
+{% endfor -%}
+{%- if add_generation_prompt -%}<|im_start|>assistant
+{% endif -%}"""
+
+
+@pytest.fixture(scope="module")
+def strict_llm_url():
+    """A real llama.cpp server (xllamacpp, in this process) whose chat template is strict."""
+    import xllamacpp
+
+    from scripts.llm_server import fast_bundled_gguf
+    from tests.support import free_port
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(fast_bundled_gguf())
+    params.hostnames = ["127.0.0.1"]
+    params.port = free_port()
+    params.n_ctx = 2048
+    params.chat_template = STRICT_TEMPLATE
+    server = xllamacpp.Server(params)
+    yield f"http://127.0.0.1:{params.port}"
+    del server
+
+
+async def test_a_template_that_refuses_the_cut_in_note_still_gets_it_in_the_callers_words(
+    strict_llm_url,
+):
+    llm = KitLLMService(
+        guard=AnswerGuard(),
+        timeout_secs=30,
+        base_url=f"{strict_llm_url}/v1",
+        api_key="none",
+        settings=KitLLMService.Settings(
+            model="local", system_instruction="You are a teacher.", max_tokens=8
+        ),
+    )
+    sent: list[list[dict]] = []
+    create = llm._client.chat.completions.create
+
+    async def recording_create(**params):
+        sent.append(params["messages"])
+        return await create(**params)
+
+    llm._client.chat.completions.create = recording_create
+    context = LLMContext([{"role": "user", "content": "Tell me about cats."}])
+    heard_only(context, said="Cats sleep a lot. They hunt at night.", heard="Cats sleep a lot.")
+    context.add_message({"role": "user", "content": "Wait, stop."})
+    down, _ = await run_test(llm, frames_to_send=[LLMContextFrame(context)])
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip(), "no answer"
+    assert any(m.get("content") == CUT_NOTE for m in sent[0])  # refused
+    later = sent[1:]  # the answer, then the read-ahead of the conversation with it
+    assert later and all(m.get("content") != CUT_NOTE for request in later for m in request)
+    assert sent[1][-1]["content"] == f"({CUT_NOTE}) Wait, stop."
+    assert [m["role"] for m in sent[1]][1:] == ["user", "assistant", "user"]
+    await llm.cleanup()

@@ -6,7 +6,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from bot.answers import AnswerGuard
-from bot.llm import KitLLMService, _Deadline, recent
+from bot.llm import KitLLMService, _Deadline, has_late_note, notes_folded, recent
 
 SYSTEM = {"role": "system", "content": "You are Miss Harper."}
 GREETING = {"role": "assistant", "content": "Hello!"}
@@ -120,3 +120,14 @@ async def test_the_answer_stream_keeps_why_the_server_ended_it(reason):
     stream = _Deadline(Chunks(chunk("Salt"), chunk(" comes", reason)), secs=5)
     assert [c.choices[0].delta.content async for c in stream] == ["Salt", " comes"]
     assert stream.finish_reason == reason
+
+
+def test_a_late_note_goes_into_the_callers_next_words_where_the_template_wants_that():
+    note = {"role": "system", "content": "You were cut off."}
+    cut = [SYSTEM, GREETING, *exchange(1), note, {"role": "user", "content": "stop"}]
+    assert has_late_note(cut) and not has_late_note([SYSTEM, SYSTEM, GREETING])
+    folded = notes_folded(cut)
+    assert [m["role"] for m in folded] == ["system", "assistant", "user", "assistant", "user"]
+    assert folded[-1]["content"] == "(You were cut off.) stop"
+    assert notes_folded([*cut[:-1]]) == [SYSTEM, GREETING, *exchange(1)]  # nothing to carry it
+    assert notes_folded([SYSTEM, SYSTEM, GREETING]) == [SYSTEM, SYSTEM, GREETING]  # the persona
