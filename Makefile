@@ -7,7 +7,7 @@ INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip in
 EXTRAS := --extra bot --extra tts --extra piper --extra llm
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium voices run test test-fast lint typecheck hooks format bench turn-study noise-study
+.PHONY: help install chromium voices run test test-fast lint typecheck hooks format bench twin turn-study noise-study
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -74,12 +74,17 @@ format: install ## Apply ruff's fixes and formatting
 
 # BENCH_URL: any running bot (make run's, Compose's, a Modal URL); PART: the turn set's held-out
 # part (default), dev, tune or all; COMPARE=seed: the seed's configuration too, on the same turns.
-bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N | MODE=overlap [TRANSPORT=websocket]]
+bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N | MODE=overlap [TRANSPORT=websocket]], or one it starts [LLM=GGUF|twin name]
 ifeq ($(MODE),overlap)
 	@$(UV) run --frozen $(EXTRAS) python scripts/bench_overlap.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(TRANSPORT),--transport $(TRANSPORT))
 else
-	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS))
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS)) $(if $(LLM),--llm $(LLM))
 endif
+
+# A GGUF with a real model's shapes, types and vocabulary and random weights, into models/twins/:
+# it runs at that model's speed where its weights cannot be downloaded (scripts/timing_twin.py).
+twin: install ## A timing twin of a model users run [MODEL=smollm2-1.7b|qwen2.5-1.5b|llama-3.2-3b|llama-3.1-8b QUANT=…]
+	@$(UV) run --frozen $(EXTRAS) python scripts/timing_twin.py $(or $(MODEL),$(error MODEL= is required)) $(if $(QUANT),--quant $(QUANT))
 
 turn-study: install voices ## When the turn policy would end each turn of the turn set, per part (no bot needed)
 	@$(UV) run --frozen $(EXTRAS) python scripts/turn_study.py

@@ -21,7 +21,7 @@ from pipecat.transports.smallwebrtc.request_handler import SmallWebRTCRequestHan
 
 from bot.calls import CallManager, freeze_startup_objects
 from bot.config import Settings
-from bot.health import PROBES
+from bot.health import PROBES, llm_model
 from bot.metrics import CONTENT_TYPE as METRICS_TYPE
 from bot.metrics import EXECUTOR_THREAD_PREFIX
 from bot.models import load_speech_model
@@ -172,6 +172,7 @@ async def ready(request: Request, calls: Calls) -> JSONResponse:
         "ready": not problems,
         "problems": problems,
         "stt": calls.speech.name if calls.speech else None,
+        "llm": await llm_model(calls.session, settings),
         "calls": calls.active,
         "max_calls": calls.places,
     }

@@ -78,6 +78,34 @@ async def llm_slots(session: aiohttp.ClientSession, settings: Settings) -> int |
     return slots if isinstance(slots, int) and slots > 0 else 0
 
 
+async def llm_model(session: aiohttp.ClientSession, settings: Settings) -> dict[str, Any]:
+    """What the LLM server says of its model, for /ready and the benchmark's records: the id and
+    any `key=value` tags (`GET /models`; the kit's llama.cpp server tags its threads,
+    quantisation and whether the file is a timing twin), and llama.cpp's size figures. Empty
+    when the server does not answer."""
+    timeout = aiohttp.ClientTimeout(total=settings.bot_probe_timeout_secs)
+    headers = {"Authorization": f"Bearer {settings.llm_api_key}"}
+    try:
+        url = f"{settings.llm_base_url}/models"
+        async with session.get(url, timeout=timeout, headers=headers) as response:
+            body = await response.json(content_type=None) if response.status == 200 else {}
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return {}
+    listed = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(listed, list) or not listed or not isinstance(listed[0], dict):
+        return {}
+    found = listed[0]
+    model: dict[str, Any] = {"id": found.get("id")}
+    for tag in found.get("tags") or []:
+        if isinstance(tag, str) and "=" in tag:
+            key, value = tag.split("=", 1)
+            model[key] = int(value) if value.isdigit() else value
+    meta = found.get("meta")
+    if isinstance(meta, dict):
+        model.update({k: meta[k] for k in ("n_params", "size", "n_ctx") if k in meta})
+    return model
+
+
 async def probe_tts(session: aiohttp.ClientSession, settings: Settings) -> str | None:
     """The TTS server has its engine loaded."""
     return await _probe(session, settings, f"{settings.xtts_base_url}/ready", "TTS server")

@@ -34,15 +34,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import platform
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
@@ -59,6 +65,7 @@ LOOP_NGRAM = 4
 STALL_MS = 500  # a wait beyond this on a finished turn is a stall (`Turn.stalled`)
 ANSWER_SECS = 20  # a turn whose answer has not begun this long after its last word is unanswered
 QUIET_SECS = 1.5  # the bot quiet this long after an answer: the turn is over
+HOLE_MS = 500  # a silence longer than this inside an answer is a hole
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Turn:
     answer: str = ""  # what the bot said
     turns: int = 0  # latency records for this one question (1 unless it was cut)
     cut: bool = False  # the bot spoke before the caller had finished (a cut-in)
+    longest_gap_ms: float | None = None  # the longest silence inside the answer, caller side
     error: str = ""
 
     @property
@@ -149,6 +157,9 @@ async def ask(caller: Caller, question: dict, folder: Path) -> Turn:
     turn.cut = first is not None and first < end
     heard = caller.first_sound_after(end)
     turn.caller_ms = (heard - end) * 1000 if heard is not None and not turn.cut else None
+    sounds = list(caller.sounds_after(end))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sounds)]
+    turn.longest_gap_ms = max(gaps, default=0.0) * 1000 if sounds else None
     texts = caller.of_type("user-transcription")[finals:]
     turn.heard = " ".join(m["data"]["text"] for m in texts if m["data"].get("final"))
     # Each piece is announced before synthesis ("new") and once spoken: count it once.
@@ -250,8 +261,97 @@ def summarize(turns: list[Turn]) -> dict:
             (t.stages_ms.get("endpointing", 0.0) for t in measured), default=None
         ),
         "answer_words": stat([t.answer_words for t in measured]),
+        "longest_gap_ms": stat(
+            [t.longest_gap_ms for t in measured if t.longest_gap_ms is not None]
+        ),
+        # A silence the caller would take for the end of the answer (or a fault).
+        "holes": [t.question for t in measured if (t.longest_gap_ms or 0) > HOLE_MS],
         "max_answer_words": max((t.answer_words for t in measured), default=None),
         "looping_answers": sum(t.loops for t in measured),
+    }
+
+
+def llm_of(url: str) -> dict:
+    """The LLM the bot answers with, as its /ready reports it (the server's model id and tags:
+    quantisation, threads, timing twin; llama.cpp's parameter count and size)."""
+    try:
+        return httpx.get(f"{url}/ready", timeout=10).json().get("llm") or {}
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def llm_label(llm: dict) -> str:
+    """One line naming the model a result was measured with, and whether it was a twin."""
+    twin = llm.get("timing-twin-of")
+    parts = [f"{twin.split('/')[-1]} timing twin" if twin else str(llm.get("id", "LLM unknown"))]
+    if llm.get("quantisation"):
+        parts.append(llm["quantisation"])
+    if llm.get("n_params"):
+        parts.append(f"{llm['n_params'] / 1e9:.2f} B")
+    if llm.get("generation-threads"):
+        parts.append(f"{llm['generation-threads']} generation threads")
+    return ", ".join(parts)
+
+
+def resolve_llm(choice: str) -> Path:
+    """`--llm`: a GGUF path, or the name of a model in scripts/timing_twin.py (its twin, built
+    into models/twins/ when missing)."""
+    from scripts.timing_twin import MODELS, TWINS, build
+
+    if choice in MODELS:
+        twin = TWINS / f"{choice}-twin.{MODELS[choice].quant}.gguf"
+        return twin if twin.is_file() else build(choice)
+    path = Path(choice)
+    if not path.is_file():
+        raise SystemExit(f"--llm: no such GGUF, nor a model {sorted(MODELS)}: {choice!r}")
+    return path
+
+
+@contextmanager
+def stack_with(gguf: Path, url: str):
+    """`make run`'s stack, its embedded llama.cpp server serving `gguf`, for the benchmark's
+    length; `url` must be free."""
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(f"{url}/health", timeout=2)
+        raise SystemExit(f"a bot already answers at {url}: stop it, or leave --llm out")
+    env = {**os.environ, "LLM_GGUF": str(gguf), "BOT_PORT": str(urlparse(url).port or 7860)}
+    log = (ROOT / "bench-results").joinpath("stack.log")
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as out:
+        stack = subprocess.Popen(
+            [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        try:
+            deadline = time.monotonic() + 900
+            while stack.poll() is None and time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    if httpx.get(f"{url}/ready", timeout=5).json().get("ready"):
+                        break
+                time.sleep(1)
+            else:
+                raise SystemExit(f"the stack did not start; see {log}")
+            yield
+        finally:
+            stack.send_signal(signal.SIGINT)
+            stack.wait(60)
+
+
+def llm_speed(llm_url: str, persona: str) -> dict:
+    """The embedded server's own pace on the persona: a question's first token with the
+    persona cached, and tokens a second over 64."""
+    body = {"messages": [{"role": "system", "content": persona}], "max_tokens": 64,
+            "ignore_eos": True, "id_slot": 0}  # fmt: skip
+    ask = [*body["messages"], {"role": "user", "content": "What do bees make?"}]
+    with httpx.Client(timeout=600) as client:
+        client.post(f"{llm_url}/v1/chat/completions", json={**body, "max_tokens": 1})
+        start = time.monotonic()
+        answer = client.post(f"{llm_url}/v1/chat/completions", json={**body, "messages": ask})
+    timings = answer.json()["timings"]
+    return {
+        "warm_first_token_ms": timings["prompt_ms"]
+        + timings["predicted_ms"] / timings["predicted_n"],
+        "tokens_per_s": timings["predicted_per_second"],
+        "request_ms": (time.monotonic() - start) * 1000,
     }
 
 
@@ -341,6 +441,11 @@ def main() -> int:
         "--calls", type=int, default=1, help="calls at once (load; not with --compare)"
     )
     parser.add_argument("--stagger", type=float, default=3.0, help="seconds between calls' turns")
+    parser.add_argument(
+        "--llm",
+        metavar="GGUF|MODEL",
+        help="start make run's stack serving this GGUF, or this model's timing twin, at --url",
+    )
     args = parser.parse_args()
     if args.calls > 1 and args.compare:
         parser.error("--calls and --compare measure different things: use one")
@@ -349,11 +454,22 @@ def main() -> int:
         q for q in make(args.questions, args.only) if args.part in ("all", q["part"]) or args.only
     ]
     configs = ["kit", *([args.compare] if args.compare else [])]
-    if args.calls > 1:
-        load = run_calls(args.url, args.calls, questions, args.questions, args.repeat, args.stagger)
-        results = asyncio.run(load)
-    else:
-        results = asyncio.run(run(args.url, configs, questions, args.questions, args.repeat))
+    with stack_with(resolve_llm(args.llm), args.url) if args.llm else contextlib.nullcontext():
+        llm = llm_of(args.url)
+        if args.llm:
+            from bot.config import load_settings
+            from scripts.llm_server import LLMServerSettings
+
+            port = LLMServerSettings().llm_server_port
+            llm.update(llm_speed(f"http://127.0.0.1:{port}", load_settings().system_prompt))
+        print(f"LLM: {llm_label(llm)}", flush=True)
+        if args.calls > 1:
+            load = run_calls(
+                args.url, args.calls, questions, args.questions, args.repeat, args.stagger
+            )
+            results = asyncio.run(load)
+        else:
+            results = asyncio.run(run(args.url, configs, questions, args.questions, args.repeat))
 
     summary = {config: summarize(turns) for config, turns in results.items()}
     ratio = None
@@ -373,9 +489,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     calls = f", {args.calls} calls at once" if args.calls > 1 else ""
     part = "" if args.only else f" ({args.part})"
-    title = f"{len(questions)} turns{part} × {args.repeat}{calls}, {machine()}"
+    title = f"{len(questions)} turns{part} × {args.repeat}{calls}, {machine()}; {llm_label(llm)}"
     report = {
         "machine": machine(),
+        "llm": llm,
         "url": args.url,
         "part": None if args.only else args.part,
         "questions": len(questions),

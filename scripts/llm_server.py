@@ -55,7 +55,7 @@ class LLMServerSettings(BaseSettings):
     llm_gguf: str = Field("auto", min_length=1, description="auto, bundled, or a GGUF path")
     llm_gguf_repo: str = DEFAULT_REPO
     llm_gguf_file: str = DEFAULT_FILE
-    llm_threads: int = Field(0, ge=0, le=1024, description="0 = cores - 1")
+    llm_threads: int = Field(0, ge=0, le=1024, description="0 = by the model's size")
 
 
 def settings_problems(error: ValidationError) -> str:
@@ -162,9 +162,56 @@ def resolve_gguf(choice: str, repo: str, filename: str) -> Path:
     return fast_bundled_gguf()
 
 
+# Below this size a model writes faster than speech on one thread, and its second thread only
+# makes the bot's audio wait: SmolLM2-135M on 2 cores wrote 30 tokens/s with both threads against
+# 45 with one while the bot worked. Above it, generation is the answer's pace: on 2 cores the
+# SmolLM2-1.7B twin wrote 8.0 tokens/s on one thread and 13.6 on two, the Llama-3.1-8B twin 1.9
+# and 3.4 (docs/llm.md).
+ONE_CORE_LEFT_BELOW = 500e6
+
+
+def generation_threads(setting: int, parameters: int, cores: int | None = None) -> int:
+    """llama.cpp's threads for writing tokens: `setting` when set, else every core for a model
+    of ONE_CORE_LEFT_BELOW parameters or more, and one core left to the bot below it."""
+    cores = cores or os.cpu_count() or 2
+    if setting:
+        return setting
+    return cores if parameters >= ONE_CORE_LEFT_BELOW else max(1, cores - 1)
+
+
+def describe(path: Path) -> dict:
+    """What a GGUF holds, for logs and benchmark records: parameters, quantisation, size, and
+    the real model it is a timing twin of (None for real weights)."""
+    import gguf
+
+    from scripts.timing_twin import TWIN_KEY
+
+    reader = gguf.GGUFReader(path)
+    file_type = reader.fields.get(gguf.Keys.General.FILE_TYPE)
+    twin = reader.fields.get(TWIN_KEY)
+    name = reader.fields.get(gguf.Keys.General.NAME)
+    return {
+        "file": path.name,
+        "name": None if name is None else str(name.contents()),
+        "parameters": sum(int(t.n_elements) for t in reader.tensors),
+        "quantisation": None
+        if file_type is None
+        else gguf.LlamaFileType(file_type.contents()).name.removeprefix("MOSTLY_"),
+        "bytes": path.stat().st_size,
+        "twin_of": None if twin is None else str(twin.contents()),
+    }
+
+
 def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel: int):
     """Start llama.cpp's server in this process; it serves on its own threads."""
     import xllamacpp
+
+    facts = describe(gguf)
+    if facts["twin_of"]:
+        log.warning(
+            f"{gguf.name} is a timing twin of {facts['twin_of']}: random weights, at that "
+            "model's speed; its answers are noise"
+        )
 
     params = xllamacpp.CommonParams()
     params.model.path = str(gguf)
@@ -173,12 +220,17 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
     params.port = port
     params.n_ctx = ctx * parallel  # split evenly between the slots
     params.n_parallel = parallel
-    # One core is left to the bot's audio path: on 2 cores, llama.cpp with both threads stalls
-    # whenever the bot needs the CPU (measured: 30 tokens/s against 45 with one thread). The
-    # prompt, read in one batch, gets every core.
-    threads = threads or max(1, (os.cpu_count() or 2) - 1)
+    # The prompt, read in one batch, gets every core.
+    threads = generation_threads(threads, facts["parameters"])
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = os.cpu_count() or threads
+    # Listed with the model (GET /v1/models), where the bot's /ready and the benchmark read them.
+    params.model_tags = {
+        f"generation-threads={threads}",
+        f"prompt-threads={params.cpuparams_batch.n_threads}",
+        f"quantisation={facts['quantisation']}",
+        *([f"timing-twin-of={facts['twin_of']}"] if facts["twin_of"] else []),
+    }
     # The repetition penalties (the bot sends frequency and presence penalties) look back this
     # many tokens, not the default 64: far enough to cover the previous answer, which a small
     # model otherwise starts copying word for word after a few turns (seen with SmolLM2-135M).
@@ -186,7 +238,9 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
     start = time.perf_counter()
     server = xllamacpp.Server(params)
     log.info(
-        f"{gguf.name} loaded in {time.perf_counter() - start:.2f}s; serving http://{host}:{port}/v1"
+        f"{gguf.name} ({facts['parameters'] / 1e9:.2f} B parameters, {facts['quantisation']}) "
+        f"loaded in {time.perf_counter() - start:.2f}s on {threads} generation threads; "
+        f"serving http://{host}:{port}/v1"
     )
     return server
 

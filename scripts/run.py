@@ -1,7 +1,8 @@
 """`make run`: start the LLM server, the TTS server and the bot natively, and supervise them.
 
 - LLM: the OpenAI-compatible server at LLM_BASE_URL when it answers and serves LLM_MODEL
-  (e.g. a local Ollama); otherwise the embedded llama.cpp server (scripts/llm_server.py).
+  (e.g. a local Ollama); otherwise, or when LLM_GGUF names a file, the embedded llama.cpp server
+  (scripts/llm_server.py) with that file.
 - TTS: the server at XTTS_BASE_URL when it is already up; otherwise `python -m xtts`, and when
   the configured engine cannot run here (its packages or weights are not installed: the engine
   registry says so up front, or the server exits with EXIT_UNAVAILABLE), the offline hibari
@@ -185,6 +186,8 @@ async def main() -> int:
     async with aiohttp.ClientSession() as session:
         problem = await probe_llm(session, settings, model=settings.llm_model)
         tts_up = await probe_tts(session, settings) is None
+    if embedded.llm_gguf not in ("auto", "bundled"):
+        problem = f"LLM_GGUF is {embedded.llm_gguf}"
     if problem is None:
         say(f"LLM: using {settings.llm_model} at {settings.llm_base_url}")
     else:

@@ -5,12 +5,15 @@ Figures are not judged here (the README records them); their presence and consis
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from bot.latency import STAGES
+from scripts.timing_twin import build
 from tests.e2e.test_twilio import phone_bot_env
 from tests.support import ROOT, free_port, server_process
 
@@ -81,3 +84,27 @@ def test_bench_under_load_reports_the_refused_call(stack, tmp_path):
     assert report["calls"] == 2
     assert (load["refused"], load["measured"], load["cut"]) == (1, 1, 0), report["turns"]
     assert "2 calls at once" in (out / "bench.md").read_text()
+
+
+def test_bench_starts_the_stack_on_a_timing_twin_and_names_it(tmp_path, monkeypatch):
+    """`make bench LLM=…`: the benchmark starts `make run`'s stack serving the GGUF given (here
+    the bundled model's twin), and every record names the model, its threads and pace."""
+    twin = build("smollm2-135m", out=tmp_path)
+    for name, port in [("LLM_SERVER_PORT", free_port()), ("TTS_PORT", free_port())]:
+        monkeypatch.setenv(name, str(port))
+    monkeypatch.setenv("XTTS_BASE_URL", f"http://127.0.0.1:{os.environ['TTS_PORT']}")
+    url = f"http://127.0.0.1:{free_port()}"
+    run = bench(tmp_path, "--llm", str(twin), "--url", url, "--only", "zebras")
+    report = json.loads((tmp_path / "results" / "bench.json").read_text())
+    llm = report["llm"]
+    assert llm["timing-twin-of"] == "HuggingFaceTB/SmolLM2-135M-Instruct", llm
+    assert llm["quantisation"] == "Q8_0" and llm["generation-threads"] >= 1, llm
+    assert llm["tokens_per_s"] > 0 and llm["warm_first_token_ms"] > 0, llm
+    assert (
+        "SmolLM2-135M-Instruct timing twin, Q8_0" in (tmp_path / "results" / "bench.md").read_text()
+    )
+    assert "LLM: SmolLM2-135M-Instruct timing twin" in run.stdout
+    (turn,) = report["turns"]["kit"]
+    assert turn["total_ms"] is not None and turn["longest_gap_ms"] is not None, turn
+    with pytest.raises(httpx.ConnectError):  # the stack it started is gone
+        httpx.get(f"{url}/health", timeout=2)

@@ -11,19 +11,42 @@ import time
 import httpx
 import pytest
 
+from scripts.llm_server import fast_bundled_gguf
+from scripts.timing_twin import build
 from tests.support import ARTIFACTS, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def test_run_starts_the_offline_stack_and_ctrl_c_stops_it():
+@pytest.fixture
+def other_llm_server():
+    """A real llama.cpp server (in this process) serving the configured LLM_MODEL, `other`."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(fast_bundled_gguf())
+    params.model_alias = {"other"}
+    params.hostnames = ["127.0.0.1"]
+    params.port = free_port()
+    params.n_ctx = 512
+    server = xllamacpp.Server(params)
+    yield f"http://127.0.0.1:{params.port}/v1"
+    del server
+
+
+def test_run_starts_the_offline_stack_and_ctrl_c_stops_it(other_llm_server, tmp_path):
     bot_port, tts_port, llm_port = free_port(), free_port(), free_port()
+    twin = build("smollm2-135m", out=tmp_path)
     env = {
         **os.environ,
         "BOT_PORT": str(bot_port),
         "BOT_HOST": "127.0.0.1",
         "XTTS_BASE_URL": f"http://127.0.0.1:{tts_port}",
-        "LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",  # nothing answers: embedded LLM
+        # A server answers as LLM_MODEL, but LLM_GGUF names a file: the embedded server serves it.
+        "LLM_BASE_URL": other_llm_server,
+        "LLM_MODEL": "other",
+        "LLM_GGUF": str(twin),
+        "LLM_THREADS": "0",
         "LLM_SERVER_PORT": str(llm_port),
         "TTS_ENGINE": "xtts",  # cannot run here: the launcher must fall back, and say so
         "WHISPER_MODEL": "small.en",  # not downloadable here: the bot must fall back, and say so
@@ -48,8 +71,14 @@ def test_run_starts_the_offline_stack_and_ctrl_c_stops_it():
             assert "starting the embedded llama.cpp server" in output
             assert "the xtts engine cannot run here" in output
             assert "using the bundled offline tiny.en" in output
+            assert f"{twin.name} is a timing twin of HuggingFaceTB/SmolLM2-135M-Instruct" in output
             ready = httpx.get(f"http://127.0.0.1:{bot_port}/ready").json()
             assert ready["ready"] is True, ready
+            llm = ready["llm"]  # what the benchmark records
+            assert llm["timing-twin-of"] == "HuggingFaceTB/SmolLM2-135M-Instruct", llm
+            assert llm["quantisation"] == "Q8_0" and llm["n_params"] == 134_515_008, llm
+            # The rule for a model this small: a core left to the bot.
+            assert llm["generation-threads"] == max(1, (os.cpu_count() or 2) - 1), llm
             assert 'id="connect"' in httpx.get(f"http://127.0.0.1:{bot_port}/").text
         finally:
             launcher.send_signal(signal.SIGINT)

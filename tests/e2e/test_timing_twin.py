@@ -1,0 +1,54 @@
+"""Timing twins built by scripts/timing_twin.py, checked against llama.cpp itself: the bundled
+model's twin has its every tensor's shape and type, and a twin of a hub model loads in llama.cpp's
+server with the real model's vocabulary, width and parameter count, and writes tokens."""
+
+from __future__ import annotations
+
+import gguf
+import httpx
+import pytest
+
+from scripts.llm_server import fast_bundled_gguf
+from scripts.timing_twin import MODELS, build, parameters, twin_of
+from tests.support import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_bundled_models_twin_has_its_tensors(tmp_path):
+    real, twin = (
+        gguf.GGUFReader(fast_bundled_gguf()),
+        gguf.GGUFReader(build("smollm2-135m", out=tmp_path)),
+    )
+    layout = sorted((t.name, list(t.shape), t.tensor_type) for t in real.tensors)
+    assert sorted((t.name, list(t.shape), t.tensor_type) for t in twin.tensors) == layout
+    assert twin_of(fast_bundled_gguf()) is None
+
+
+def test_a_hub_models_twin_loads_in_llama_cpp_and_writes(tmp_path):
+    import xllamacpp
+
+    path = build("qwen2.5-1.5b", out=tmp_path)
+    assert twin_of(path) == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert not list(tmp_path.glob("*.part"))
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.hostnames = ["127.0.0.1"]
+    params.port = free_port()
+    params.n_ctx = 1024
+    server = xllamacpp.Server(params)
+    url = f"http://127.0.0.1:{params.port}"
+    try:
+        meta = httpx.get(f"{url}/v1/models", timeout=10).json()["data"][0]["meta"]
+        config = MODELS["qwen2.5-1.5b"]
+        assert meta["n_vocab"] == config.vocab and meta["n_embd"] == config.hidden
+        assert meta["n_params"] == parameters(config)
+        assert httpx.get(f"{url}/props", timeout=10).json()["model_ftype"] == "Q4_K - Medium"
+        answer = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4},
+            timeout=120,
+        ).json()
+        assert answer["usage"]["completion_tokens"] == 4
+    finally:
+        del server
