@@ -82,6 +82,29 @@ MODELS = {
 
 QUANTS = {"Q4_K_M": 15, "Q4_0": 2, "Q8_0": 7}  # llama.cpp's file types (general.file_type)
 
+# What a twin writes is random; its words need not be. The bot speaks an answer's first piece
+# once it has a few whole words (bot/text.py), so a twin writing sub-word noise (two to three
+# tokens a "word") would take twice the tokens a real model does to get there. Its output
+# matrix's rows for common English words (with their leading space) are scaled up, so that it
+# writes about a token a word (English with this tokenizer: 1.2-1.3); which word wins is still
+# random, the cost of every token unchanged. It writes no punctuation: its first piece ends at
+# the bot's word limit (6), and its answers at the answer guard's (60 words).
+_COMMON = """the a and to of is it you in that was for on are with as they be at one have this
+from or had by not but some what there we can out other were all your when up use how said an
+each she which do their if will way about many then them would so these her see him has look
+more day could go come did my sound no most people over know water than call first who may
+down side been now find any new work part take get place made live where after back little
+only round man year came show every good me give our under name very through just great say
+help low line before turn cause same mean differ move right boy old too does tell set three
+want air well also play small end put home read hand large spell add even land here must big
+high such follow act why ask men change went light kind off need house picture try us again
+animal point mother world near build self earth father head stand own page should country
+found answer school grow study still learn plant cover food sun four thought let keep eye
+never last door between city tree cross since hard start might story saw far sea draw left
+late run while press close night real life few stop"""
+WORDS = _COMMON.split()
+WORD_SCALE = 3.0  # measured: 1.00-1.06 tokens a word, no sub-word noise (docs/llm.md)
+
 
 def _more_bits(layer: int, layers: int) -> bool:
     """llama.cpp's `use_more_bits`: the layers Q4_K_M gives Q6_K value and down projections."""
@@ -121,13 +144,17 @@ def tensors(config: Config) -> list[tuple[str, tuple[int, ...]]]:
             block += [("attn_q.bias", (h,)), ("attn_k.bias", (kv,)), ("attn_v.bias", (kv,))]
         out += [(f"blk.{i}.{name}", shape) for name, shape in block]
     out.append(("output_norm.weight", (h,)))
-    if not config.tied:
-        out.append(("output.weight", (h, config.vocab)))
+    # A tied model's output matrix is its embedding; the twin writes it out separately, of the
+    # same shape and type, so that `english_words` shapes what it writes without echoing each
+    # token it reads. The same work per token; the file is larger by the one matrix.
+    out.append(("output.weight", (h, config.vocab)))
     return out
 
 
 def parameters(config: Config) -> int:
-    return sum(int(np.prod(shape)) for _, shape in tensors(config))
+    """The real model's parameter count (a tied output matrix counted once)."""
+    twin = sum(int(np.prod(shape)) for _, shape in tensors(config))
+    return twin - config.hidden * config.vocab if config.tied else twin
 
 
 def _quantiser():
@@ -144,23 +171,43 @@ def _quantiser():
     return quantize
 
 
-def _data(shape: tuple[int, ...], kind: str, rng: np.random.Generator, quantize) -> np.ndarray:
-    """Random weights of `shape` as `kind`: SAMPLE_ROWS rows quantised, repeated to size."""
+def _quantised(floats: np.ndarray, qtype, quantize) -> np.ndarray:
+    """`floats` (rows by row length) quantised by ggml, a row of bytes per row."""
+    import gguf
+
+    block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+    rows, row = floats.shape
+    out = np.empty((rows, row // block * block_bytes), dtype=np.uint8)
+    floats = np.ascontiguousarray(floats, dtype=np.float32)
+    written = quantize(int(qtype), floats.ctypes.data, out.ctypes.data, 0, rows, row, None)
+    if written != out.nbytes:
+        raise RuntimeError(f"ggml wrote {written} bytes for {out.nbytes}")
+    return out
+
+
+def _data(
+    shape: tuple[int, ...],
+    kind: str,
+    rng: np.random.Generator,
+    quantize,
+    favoured: dict[int, float] | None = None,
+) -> np.ndarray:
+    """Random weights of `shape` as `kind`: SAMPLE_ROWS rows quantised, repeated to size; the
+    rows in `favoured` (the output matrix's, by token) scaled as it says."""
     import gguf
 
     if kind == "F32":
         return np.ones(shape[::-1], dtype=np.float32)  # norms: 1, as trained models are near
     row, rows = shape[0], int(np.prod(shape[1:]))
     qtype = gguf.GGMLQuantizationType[kind]
-    block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
-    row_bytes = row // block * block_bytes
-    sample = min(rows, SAMPLE_ROWS)
-    floats = (rng.standard_normal((sample, row)) * 0.02).astype(np.float32)
-    out = np.empty((sample, row_bytes), dtype=np.uint8)
-    written = quantize(int(qtype), floats.ctypes.data, out.ctypes.data, 0, sample, row, None)
-    if written != out.nbytes:
-        raise RuntimeError(f"ggml wrote {written} bytes for {out.nbytes}")
-    return np.resize(out, (rows, row_bytes))
+    sample = rng.standard_normal((min(rows, SAMPLE_ROWS), row)) * 0.02
+    quantised = _quantised(sample, qtype, quantize)
+    out = np.resize(quantised, (rows, quantised.shape[1]))
+    if favoured:
+        ids = np.fromiter(favoured, dtype=np.int64)
+        scales = np.fromiter(favoured.values(), dtype=np.float64)[:, None]
+        out[ids] = _quantised(rng.standard_normal((len(ids), row)) * 0.02 * scales, qtype, quantize)
+    return out
 
 
 def build(model: str, quant: str | None = None, out: Path = TWINS) -> Path:
@@ -203,8 +250,13 @@ def build(model: str, quant: str | None = None, out: Path = TWINS) -> Path:
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     quantize, rng = _quantiser(), np.random.default_rng(0)
-    for _, shape, kind in plan:
-        writer.write_tensor_data(_data(shape, kind, rng, quantize))
+    output = "output.weight"
+    tokens = source.fields[gguf.Keys.Tokenizer.LIST].contents()
+    favoured = english_words(tokens)
+    for name, shape, kind in plan:
+        writer.write_tensor_data(
+            _data(shape, kind, rng, quantize, favoured if name == output else None)
+        )
     writer.close()
     partial.replace(path)
     return path
@@ -225,6 +277,12 @@ def _copy_tokenizer(source, writer, vocab: int) -> None:
         kind = field.types[0]
         sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, value, kind, sub_type=sub_type)
+
+
+def english_words(tokens: list[str]) -> dict[int, float]:
+    """The output rows to scale, by token id: WORDS with their leading space (BPE's "Ġ")."""
+    index = {token: i for i, token in enumerate(tokens)}
+    return {index[f"Ġ{word}"]: WORD_SCALE for word in WORDS if f"Ġ{word}" in index}
 
 
 def twin_of(path: Path) -> str | None:
