@@ -55,7 +55,8 @@ class LLMServerSettings(BaseSettings):
     llm_gguf: str = Field("auto", min_length=1, description="auto, bundled, or a GGUF path")
     llm_gguf_repo: str = DEFAULT_REPO
     llm_gguf_file: str = DEFAULT_FILE
-    llm_threads: int = Field(0, ge=0, le=1024, description="0 = by the model's size")
+    llm_threads: int = Field(0, ge=0, le=1024, description="0 = cores - 1")
+    llm_nice: int = Field(10, ge=0, le=19, description="niceness: below the bot's audio path")
 
 
 def settings_problems(error: ValidationError) -> str:
@@ -162,21 +163,16 @@ def resolve_gguf(choice: str, repo: str, filename: str) -> Path:
     return fast_bundled_gguf()
 
 
-# Below this size a model writes faster than speech on one thread, and its second thread only
-# makes the bot's audio wait: SmolLM2-135M on 2 cores wrote 30 tokens/s with both threads against
-# 45 with one while the bot worked. Above it, generation is the answer's pace: on 2 cores the
-# SmolLM2-1.7B twin wrote 8.0 tokens/s on one thread and 13.6 on two, the Llama-3.1-8B twin 1.9
-# and 3.4 (docs/llm.md).
-ONE_CORE_LEFT_BELOW = 500e6
+def generation_threads(setting: int, cores: int | None = None) -> int:
+    """llama.cpp's threads for writing tokens: `setting` when set, else one core left to the bot.
 
-
-def generation_threads(setting: int, parameters: int, cores: int | None = None) -> int:
-    """llama.cpp's threads for writing tokens: `setting` when set, else every core for a model
-    of ONE_CORE_LEFT_BELOW parameters or more, and one core left to the bot below it."""
+    Measured on 2 cores with the whole bot running (docs/llm.md): SmolLM2-135M wrote 45 tokens/s
+    on one thread against 30 on two; the SmolLM2-1.7B twin writes 7.2 tokens/s on one and 13.3
+    on two when alone, but with the bot speaking the second thread bought nothing (first piece
+    930 against 901 ms) and cost the turns (voice-to-voice median 1856 against 1992 ms): its
+    threads wait for each other whenever the audio path takes a core."""
     cores = cores or os.cpu_count() or 2
-    if setting:
-        return setting
-    return cores if parameters >= ONE_CORE_LEFT_BELOW else max(1, cores - 1)
+    return setting or max(1, cores - 1)
 
 
 def describe(path: Path) -> dict:
@@ -221,7 +217,7 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
     params.n_ctx = ctx * parallel  # split evenly between the slots
     params.n_parallel = parallel
     # The prompt, read in one batch, gets every core.
-    threads = generation_threads(threads, facts["parameters"])
+    threads = generation_threads(threads)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = os.cpu_count() or threads
     # Listed with the model (GET /v1/models), where the bot's /ready and the benchmark read them.
@@ -231,6 +227,14 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
         f"quantisation={facts['quantisation']}",
         *([f"timing-twin-of={facts['twin_of']}"] if facts["twin_of"] else []),
     }
+    # The bot saves the persona's slot once and restores it into each call's slot (bot/
+    # persona_cache.py): llama.cpp's slot files go here.
+    slots = CACHE / "slots"
+    try:
+        slots.mkdir(parents=True, exist_ok=True)
+        params.slot_save_path = f"{slots}/"
+    except OSError as error:
+        log.warning(f"no slot files ({error.__class__.__name__}): each call reads the persona")
     # The repetition penalties (the bot sends frequency and presence penalties) look back this
     # many tokens, not the default 64: far enough to cover the previous answer, which a small
     # model otherwise starts copying word for word after a few turns (seen with SmolLM2-135M).
@@ -270,6 +274,9 @@ def main() -> None:
         return
 
     gguf = resolve_gguf(args.gguf, args.repo, args.file)
+    # The bot's audio path (VAD, turn decisions, Whisper, pacing) must never wait for tokens: the
+    # kernel gives llama.cpp's threads whatever CPU the bot leaves (docs/llm.md).
+    os.nice(settings.llm_nice)
     server = serve(
         gguf, args.host, args.port, threads=args.threads, ctx=args.ctx, parallel=args.parallel
     )
