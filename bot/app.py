@@ -66,7 +66,8 @@ def ice_servers(settings: Settings) -> list[dict]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    """Open the HTTP session and load Whisper in the background; close everything at the end."""
+    """Open the HTTP session, load Whisper and have the LLM read the persona in the background;
+    close everything at the end."""
     calls: CallManager = app.state.calls
     # The loop's own default pool names its threads after the loop (asyncio_0, uvloop_0): one
     # of ours, named and bounded alike under any loop, so /metrics can count it apart.
@@ -77,10 +78,12 @@ async def lifespan(app: FastAPI):
     calls.session = aiohttp.ClientSession()
     loading = asyncio.create_task(load_models(calls))
     app.state.loading = loading
+    warming = asyncio.create_task(calls.warm_llm())
     try:
         yield
     finally:
         loading.cancel()
+        warming.cancel()
         await app.state.webrtc.close()
         await calls.close()
 

@@ -19,6 +19,7 @@ from bot.health import llm_slots
 from bot.metrics import BotMetrics
 from bot.models import SpeechModel
 from bot.options import CallOptions, Choices
+from bot.persona_cache import PersonaCache
 from bot.pipeline import CallReport, run_call
 
 _SECOND_PASS_SECS = 2.0
@@ -67,6 +68,7 @@ class CallManager:
         self._admitted = 0  # places taken by calls still negotiating
         self._llm_slots: int | None = None  # the llama.cpp server's slots, once it has answered
         self._llm_slots_taken: set[int] = set()
+        self.persona = PersonaCache(settings, first_slot=self._slot_share[0])
         self.metrics = BotMetrics(lambda: self.active, self.places)
         self._numbers = itertools.count(1)
 
@@ -143,6 +145,8 @@ class CallManager:
         slot = None
         try:
             slot = await self._take_llm_slot(session)
+            if slot is not None:
+                await self.persona.restore(session, slot, options.prompt)
             report = await run_call(
                 transport,
                 self.settings,
@@ -177,6 +181,16 @@ class CallManager:
             # what they still held is garbage a moment later, and its FFmpeg threads would
             # otherwise live on until the next call ends.
             asyncio.get_running_loop().call_later(_SECOND_PASS_SECS, _collect_garbage, call_id)
+
+    async def warm_llm(self) -> None:
+        """Have the LLM server read the default persona before the first call needs it
+        (bot/persona_cache.py), as soon as it answers."""
+        assert self.session is not None
+        while self._llm_slots is None:
+            self._llm_slots = await llm_slots(self.session, self.settings)
+            if self._llm_slots is None:
+                await asyncio.sleep(2)
+        await self.persona.warm(self.session, self._llm_slots)
 
     async def _take_llm_slot(self, session: aiohttp.ClientSession) -> int | None:
         """The lowest of this process's llama.cpp slots that no other call keeps to; None for
