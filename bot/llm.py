@@ -21,18 +21,20 @@ it differs). It goes through the answers' own client, whose first request in a c
 ~150 ms more than the next (measured on two cores), and one at a time: a second at once would
 take another server slot.
 
-A server that sends nothing for LLM_TIMEOUT_SECS (before the first token, or between two) is
-treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
+A server that sends nothing for LLM_TIMEOUT_SECS (before the first token, or between two; or three
+times its usual first token, if longer: `Pace`), and whose `GET /slots` does not show the call's
+llama.cpp slot at work (a slow model reading a long prompt does; a hung server does not answer),
+is treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
 has moved on, and the failure reaches the call like a refused connection would (an apology, one
-message to the page, a watch for its return). The deadlines are `asyncio.timeout`, in the
-answer's own task, never `asyncio.wait_for`: Pipecat replaces that with `wait_for2` (Python
-< 3.12), which on a cancellation landing just as the request returns drops the open stream
-unclosed, and llama.cpp then writes a withdrawn answer to its end in the call's slot (seen: 120
-tokens, 3.7 s, with the confirmed answer waiting behind it).
+message to the page, a watch for its return). The deadlines wait on the request in a task of its
+own (`_within`), never `asyncio.wait_for`: Pipecat replaces that with `wait_for2` (Python < 3.12),
+which on a cancellation landing just as the request returns drops the open stream unclosed, and
+llama.cpp then writes a withdrawn answer to its end in the call's slot (seen: 120 tokens, 3.7 s,
+with the confirmed answer waiting behind it); a stream that opens as the wait ends is closed.
 
-An answer still unwritten `filler_secs` after its turn was confirmed gets a short spoken filler
-("Hmm, let me think."), so that a slow or hung server is not heard as silence; the apology
-follows at the deadline.
+An answer still unwritten `filler_secs` (or one and a half times the model's usual wait) after
+its turn was confirmed gets a short spoken filler ("Hmm, let me think."), so that a slow or hung
+server is not heard as silence; the apology follows at the deadline.
 
 An answer to a turn not yet confirmed goes on to TTS as it is written and is held as speech
 (bot/speculation.py). When it is withdrawn, the LLM stops writing it (Pipecat's own handling)
@@ -42,7 +44,12 @@ and sends an interruption downstream, so that TTS drops what it made of it too.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+import statistics
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import httpx
 import openai
@@ -137,25 +144,98 @@ class LLMStalled(Exception):
     """The LLM server went quiet for longer than its deadline."""
 
 
-class _Deadline:
-    """A chunk stream whose every next chunk must come within `secs`."""
+class Pace:
+    """How long the server in use takes to answer, over its recent answers: the deadlines and
+    the filler follow it, so that a slow model is not taken for a dead one (shared by the
+    process's calls, by server and model: `Pace.of`)."""
 
-    def __init__(self, stream: Any, secs: float):
+    _servers: ClassVar[dict[tuple[str, str], Pace]] = {}
+    KEPT = 20  # answers remembered
+    FIRST_TOKEN_MARGIN = 3.0  # the deadline: this many times the usual first token, at least
+    FIRST_WORDS_MARGIN = 1.5  # the filler: this many times the usual wait for the first words
+
+    def __init__(self) -> None:
+        self.first_token: deque[float] = deque(maxlen=self.KEPT)  # request → first chunk
+        self.first_words: deque[float] = deque(maxlen=self.KEPT)  # turn confirmed → words
+
+    @classmethod
+    def of(cls, base_url: str, model: str) -> Pace:
+        return cls._servers.setdefault((base_url, model), cls())
+
+    @staticmethod
+    def _usual(secs: deque[float]) -> float:
+        return statistics.median(secs) if len(secs) >= 3 else 0.0
+
+    def deadline(self, floor: float) -> float:
+        return max(floor, self.FIRST_TOKEN_MARGIN * self._usual(self.first_token))
+
+    def filler_after(self, floor: float) -> float:
+        return max(floor, self.FIRST_WORDS_MARGIN * self._usual(self.first_words))
+
+
+Patience = Callable[[], Awaitable[bool]]
+
+
+async def _within(
+    secs: float,
+    step: Awaitable[Any],
+    patience: Patience | None,
+    what: str,
+    orphan: Callable[[Any], Awaitable[Any]] | None = None,
+) -> Any:
+    """`step`'s result, if it comes within `secs`, or later while `patience` says the server is
+    still working on it (asked every `secs`, up to _MAX_PATIENCE_SECS); else LLMStalled. The step
+    runs on undisturbed while the server is asked: a stream's read is never cut half way. A
+    result that comes as the wait is given up (or cancelled) goes to `orphan` (a stream: closed,
+    so that the server stops writing it)."""
+    task = asyncio.ensure_future(step)
+    waited = 0.0
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=secs)
+            if done:
+                result = task.result()
+                task = None
+                return result
+            waited += secs
+            if patience is None or waited >= _MAX_PATIENCE_SECS or not await patience():
+                raise LLMStalled(f"the language model {what} for {waited:g} s")
+            logger.debug(f"LLM still working after {waited:g} s; waiting on")
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                late = await task
+                if orphan is not None:
+                    await orphan(late)
+
+
+# However busy the server says it is, an answer that has not begun after this long is given up.
+_MAX_PATIENCE_SECS = 120.0
+_PROBE_SECS = 1.0  # a server busy writing tokens still answers `GET /slots` in milliseconds
+
+
+class _Deadline:
+    """A chunk stream whose every next chunk must come within `secs`, or while the server is
+    still working on it (`patience`)."""
+
+    def __init__(self, stream: Any, secs: float, patience: Patience | None = None):
         self._stream = stream
         self._chunks = stream.__aiter__()
         self._secs = secs
+        self._patience = patience
         self._closed = False
         self.finish_reason: str | None = None  # the server's, once it sends one
+        self.on_first: Callable[[], object] | None = None  # called as the first chunk comes
 
     def __aiter__(self) -> _Deadline:
         return self
 
     async def __anext__(self) -> Any:
-        try:
-            async with asyncio.timeout(self._secs):
-                chunk = await self._chunks.__anext__()
-        except TimeoutError:
-            raise LLMStalled(f"the language model sent nothing for {self._secs:g} s") from None
+        chunk = await _within(self._secs, self._chunks.__anext__(), self._patience, "sent nothing")
+        if self.on_first is not None:
+            self.on_first, first = None, self.on_first
+            first()
         if chunk.choices and chunk.choices[0].finish_reason:
             self.finish_reason = chunk.choices[0].finish_reason
         return chunk
@@ -193,6 +273,7 @@ class KitLLMService(OpenAILLMService):
         self._filler = filler
         self._filler_secs = filler_secs
         self._confirmed = asyncio.Event()  # the turn being answered has ended
+        self._confirmed_at = 0.0  # when it was
         self._guard = guard
         self._timeout_secs = timeout_secs
         self._history_turns = history_turns
@@ -202,6 +283,8 @@ class KitLLMService(OpenAILLMService):
         self._reading: asyncio.Task | None = None  # the read-ahead of the latest answer
         self._answer: _Deadline | None = None  # the latest answer's stream
         self._fold_notes = False  # the server's chat template refused a late system message
+        self._pace = Pace.of(str(self._client.base_url), self._settings.model or "")
+        self._probe = httpx.AsyncClient()  # asks a slow server whether it is still working
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
@@ -234,20 +317,40 @@ class KitLLMService(OpenAILLMService):
         return {"extra_body": {**(extra_body or {}), "id_slot": self._slot}}
 
     async def get_chat_completions(self, context: LLMContext) -> Any:
-        try:
-            async with asyncio.timeout(self._timeout_secs):
-                try:
-                    stream = await super().get_chat_completions(context)
-                except openai.BadRequestError:
-                    if not self._refused(list(context.get_messages())):
-                        raise
-                    stream = await super().get_chat_completions(context)
-        except TimeoutError:
-            raise LLMStalled(
-                f"the language model did not answer within {self._timeout_secs:g} s"
-            ) from None
-        self._answer = _Deadline(stream, self._timeout_secs)
+        asked = time.monotonic()
+        deadline = self._pace.deadline(self._timeout_secs)
+
+        async def opened() -> Any:
+            try:
+                return await super(KitLLMService, self).get_chat_completions(context)
+            except openai.BadRequestError:
+                if not self._refused(list(context.get_messages())):
+                    raise
+                return await super(KitLLMService, self).get_chat_completions(context)
+
+        async def close(stream: Any) -> None:
+            await stream.close()
+
+        stream = await _within(deadline, opened(), self._working, "did not answer", close)
+        self._answer = _Deadline(stream, deadline, self._working)
+        self._answer.on_first = lambda: self._pace.first_token.append(time.monotonic() - asked)
         return self._answer
+
+    async def _working(self) -> bool:
+        """Whether the llama.cpp server is busy with this call's slot: its `GET /slots` is
+        answered by the loop that writes tokens, which a hung server does not run. Other
+        servers, and a call without a slot, get no more than the deadline."""
+        if self._slot is None:
+            return False
+        root = str(self._client.base_url).rstrip("/").removesuffix("/v1")
+        try:
+            async with asyncio.timeout(_PROBE_SECS):
+                response = await self._probe.get(f"{root}/slots")
+            slots = response.json() if response.status_code == 200 else []
+        except (httpx.HTTPError, TimeoutError, ValueError):
+            return False
+        mine = [s for s in slots if isinstance(s, dict) and s.get("id") == self._slot]
+        return bool(mine) and bool(mine[0].get("is_processing"))
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, LLMContextFrame):
@@ -255,9 +358,10 @@ class KitLLMService(OpenAILLMService):
             if frame.speculation:
                 self._confirmed.clear()
             else:
-                self._confirmed.set()
+                self._written = []  # a new answer: the last one's words are not its own
+                self._confirm()
         elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._confirmed.set()
+            self._confirm()
         withdrawn = (
             isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation_gate.is_speculating
         )
@@ -296,6 +400,7 @@ class KitLLMService(OpenAILLMService):
             await self.cancel_task(self._reading)
         await super().cleanup()
         await self._client.close()
+        await self._probe.aclose()
 
     async def prime(self, messages: list[Any]) -> None:
         """Have the server read `messages`, in the answers' window, into its prompt cache."""
@@ -326,11 +431,13 @@ class KitLLMService(OpenAILLMService):
                 pass
 
     async def _fill_silence(self) -> None:
-        """Say the filler if the answer has no words `filler_secs` after its turn ended."""
+        """Say the filler if the answer has no words `filler_secs` after its turn ended (longer
+        for a model that usually takes longer: `Pace`)."""
         await self._confirmed.wait()
-        await asyncio.sleep(self._filler_secs)
+        wait = self._pace.filler_after(self._filler_secs)
+        await asyncio.sleep(wait)
         if not self._written:
-            logger.debug(f"{self}: no words after {self._filler_secs:g} s; saying the filler")
+            logger.debug(f"{self}: no words after {wait:g} s; saying the filler")
             await self.push_frame(TTSSpeakFrame(self._filler, append_to_context=False))
 
     async def _push_llm_text(self, text: str) -> None:
@@ -339,6 +446,17 @@ class KitLLMService(OpenAILLMService):
         if self._guard.stopped:
             raise _AnswerEnded
 
+    def _confirm(self) -> None:
+        """The turn being answered has ended: from now the caller waits for words (`Pace`)."""
+        if self._confirmed.is_set():
+            return
+        self._confirmed.set()
+        self._confirmed_at = time.monotonic()
+        if self._written:  # an early answer had its words ready
+            self._pace.first_words.append(0.0)
+
     async def _pass_on(self, text: str) -> None:
+        if not self._written and self._confirmed.is_set():
+            self._pace.first_words.append(time.monotonic() - self._confirmed_at)
         self._written.append(text)
         await super()._push_llm_text(text)

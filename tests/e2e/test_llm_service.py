@@ -13,7 +13,7 @@ import asyncio
 
 import httpx
 import pytest
-from pipecat.frames.frames import LLMContextFrame, LLMTextFrame
+from pipecat.frames.frames import ErrorFrame, LLMContextFrame, LLMTextFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
@@ -182,4 +182,31 @@ async def test_a_template_that_refuses_the_cut_in_note_still_gets_it_in_the_call
     assert later and all(m.get("content") != CUT_NOTE for request in later for m in request)
     assert sent[1][-1]["content"] == f"({CUT_NOTE}) Wait, stop."
     assert [m["role"] for m in sent[1]][1:] == ["user", "assistant", "user"]
+    await llm.cleanup()
+
+
+async def test_a_slow_model_is_not_taken_for_a_dead_one(stack):
+    """A prompt that takes the server far longer to read than the deadline: the server's slot
+    says it is working on it, so the answer is waited for (a hung server is not: the recovery
+    tests stop one with SIGSTOP)."""
+    deadline = 0.2
+    llm = KitLLMService(
+        guard=AnswerGuard(),
+        timeout_secs=deadline,
+        slot=SLOT,
+        base_url=f"{stack.llm_url}/v1",
+        api_key="none",
+        settings=KitLLMService.Settings(model="local", max_tokens=5),
+    )
+    # About 3000 tokens the server has never read: seconds on two cores, far beyond 0.2 s.
+    story = " ".join(
+        f"On day {n} the {n % 7}th cat sat on mat number {n * 13}." for n in range(250)
+    )
+    context = LLMContext([{"role": "user", "content": f"{story} Which mat was the last?"}])
+    start = asyncio.get_running_loop().time()
+    down, up = await run_test(llm, frames_to_send=[LLMContextFrame(context)])
+    waited = asyncio.get_running_loop().time() - start
+    assert waited > 3 * deadline, f"the prompt was read in {waited:.2f} s: nothing to wait for"
+    assert not [f for f in [*down, *up] if isinstance(f, ErrorFrame)], [*down, *up]
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
     await llm.cleanup()

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from bot.answers import AnswerGuard
-from bot.llm import KitLLMService, _Deadline, has_late_note, notes_folded, recent
+from bot.llm import (
+    KitLLMService,
+    LLMStalled,
+    Pace,
+    _Deadline,
+    _within,
+    has_late_note,
+    notes_folded,
+    recent,
+)
 
 SYSTEM = {"role": "system", "content": "You are Miss Harper."}
 GREETING = {"role": "assistant", "content": "Hello!"}
@@ -131,3 +142,41 @@ def test_a_late_note_goes_into_the_callers_next_words_where_the_template_wants_t
     assert folded[-1]["content"] == "(You were cut off.) stop"
     assert notes_folded([*cut[:-1]]) == [SYSTEM, GREETING, *exchange(1)]  # nothing to carry it
     assert notes_folded([SYSTEM, SYSTEM, GREETING]) == [SYSTEM, SYSTEM, GREETING]  # the persona
+
+
+async def test_a_server_still_working_is_waited_for_and_a_silent_one_is_not():
+    async def late(result: str, secs: float) -> str:
+        await asyncio.sleep(secs)
+        return result
+
+    asked: list[float] = []
+
+    async def working() -> bool:
+        asked.append(asyncio.get_running_loop().time())
+        return True
+
+    async def hung() -> bool:
+        return False
+
+    assert await _within(0.05, late("words", 0.3), working, "sent nothing") == "words"
+    assert len(asked) >= 3  # asked again at every deadline
+    with pytest.raises(LLMStalled, match=r"sent nothing for 0\.05 s"):
+        await _within(0.05, late("words", 0.3), hung, "sent nothing")
+    with pytest.raises(LLMStalled):
+        await _within(0.05, late("words", 0.3), None, "sent nothing")
+
+
+def test_the_deadline_and_the_filler_follow_the_models_usual_pace():
+    pace = Pace()
+    assert (pace.deadline(4.5), pace.filler_after(2.0)) == (4.5, 2.0)  # nothing measured yet
+    pace.first_token.extend([0.1, 0.2, 0.15])  # a fast model: the settings stand
+    pace.first_words.extend([0.3, 0.5, 0.4])
+    assert (pace.deadline(4.5), pace.filler_after(2.0)) == (4.5, 2.0)
+    pace.first_token.extend([2.5] * 5)  # an 8B model on two cores
+    pace.first_words.extend([2.0] * 5)
+    assert pace.deadline(4.5) == pytest.approx(7.5) and pace.filler_after(2.0) == pytest.approx(3.0)
+    assert (
+        Pace.of("http://a/v1", "m")
+        is Pace.of("http://a/v1", "m")
+        is not Pace.of("http://b/v1", "m")
+    )
