@@ -294,10 +294,13 @@ def llm_label(llm: dict) -> str:
 
 
 def resolve_llm(choice: str) -> Path:
-    """`--llm`: a GGUF path, or the name of a model in scripts/timing_twin.py (its twin, built
-    into models/twins/ when missing)."""
+    """`--llm`: a GGUF path, `bundled`, or the name of a model in scripts/timing_twin.py (its
+    twin, built into models/twins/ when missing)."""
+    from scripts.llm_server import fast_bundled_gguf
     from scripts.timing_twin import MODELS, TWINS, build
 
+    if choice == "bundled":
+        return fast_bundled_gguf()
     if choice in MODELS:
         twin = TWINS / f"{choice}-twin.{MODELS[choice].quant}.gguf"
         return twin if twin.is_file() else build(choice)
@@ -444,7 +447,7 @@ def main() -> int:
     parser.add_argument(
         "--llm",
         metavar="GGUF|MODEL",
-        help="start make run's stack serving this GGUF, or this model's timing twin, at --url",
+        help="start make run's stack serving this GGUF, `bundled`, or a model's timing twin",
     )
     args = parser.parse_args()
     if args.calls > 1 and args.compare:
@@ -454,6 +457,8 @@ def main() -> int:
         q for q in make(args.questions, args.only) if args.part in ("all", q["part"]) or args.only
     ]
     configs = ["kit", *([args.compare] if args.compare else [])]
+    # Stopped by a signal, the benchmark still stops the stack it started (`stack_with`).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with stack_with(resolve_llm(args.llm), args.url) if args.llm else contextlib.nullcontext():
         llm = llm_of(args.url)
         if args.llm:
