@@ -314,8 +314,7 @@ def resolve_llm(choice: str) -> Path:
 def stack_with(gguf: Path, url: str):
     """`make run`'s stack, its embedded llama.cpp server serving `gguf`, for the benchmark's
     length; `url` must be free."""
-    with contextlib.suppress(httpx.HTTPError):
-        httpx.get(f"{url}/health", timeout=2)
+    if not _gone(url, within=30):  # a stack just stopped may still be closing
         raise SystemExit(f"a bot already answers at {url}: stop it, or leave --llm out")
     env = {**os.environ, "LLM_GGUF": str(gguf), "BOT_PORT": str(urlparse(url).port or 7860)}
     log = (ROOT / "bench-results").joinpath("stack.log")
@@ -337,6 +336,19 @@ def stack_with(gguf: Path, url: str):
         finally:
             stack.send_signal(signal.SIGINT)
             stack.wait(60)
+            _gone(url, within=30)
+
+
+def _gone(url: str, within: float) -> bool:
+    """Whether nothing answers at `url` (waiting up to `within` seconds for it to stop)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/health", timeout=2)
+        except httpx.HTTPError:
+            return True
+        time.sleep(1)
+    return False
 
 
 def llm_speed(llm_url: str, persona: str) -> dict:
