@@ -286,8 +286,8 @@ def llm_label(llm: dict) -> str:
     parts = [f"{twin.split('/')[-1]} timing twin" if twin else str(llm.get("id", "LLM unknown"))]
     if llm.get("quantisation"):
         parts.append(llm["quantisation"])
-    if llm.get("n_params"):
-        parts.append(f"{llm['n_params'] / 1e9:.2f} B")
+    if count := llm.get("parameters") or llm.get("n_params"):
+        parts.append(f"{count / 1e9:.2f} B")
     if llm.get("generation-threads"):
         parts.append(f"{llm['generation-threads']} generation threads")
     return ", ".join(parts)

@@ -180,16 +180,20 @@ def describe(path: Path) -> dict:
     the real model it is a timing twin of (None for real weights)."""
     import gguf
 
-    from scripts.timing_twin import TWIN_KEY
+    from scripts.timing_twin import MODELS, TWIN_KEY, parameters
 
     reader = gguf.GGUFReader(path)
     file_type = reader.fields.get(gguf.Keys.General.FILE_TYPE)
     twin = reader.fields.get(TWIN_KEY)
     name = reader.fields.get(gguf.Keys.General.NAME)
+    real = [c for c in MODELS.values() if twin is not None and c.repo == twin.contents()]
     return {
         "file": path.name,
         "name": None if name is None else str(name.contents()),
-        "parameters": sum(int(t.n_elements) for t in reader.tensors),
+        # A twin's own count has its tied output matrix twice (scripts/timing_twin.py).
+        "parameters": parameters(real[0])
+        if real
+        else sum(int(t.n_elements) for t in reader.tensors),
         "quantisation": None
         if file_type is None
         else gguf.LlamaFileType(file_type.contents()).name.removeprefix("MOSTLY_"),
@@ -225,6 +229,7 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
         f"generation-threads={threads}",
         f"prompt-threads={params.cpuparams_batch.n_threads}",
         f"quantisation={facts['quantisation']}",
+        f"parameters={facts['parameters']}",
         *([f"timing-twin-of={facts['twin_of']}"] if facts["twin_of"] else []),
     }
     # The bot saves the persona's slot once and restores it into each call's slot (bot/

@@ -76,7 +76,7 @@ def test_run_starts_the_offline_stack_and_ctrl_c_stops_it(other_llm_server, tmp_
             assert ready["ready"] is True, ready
             llm = ready["llm"]  # what the benchmark records
             assert llm["timing-twin-of"] == "HuggingFaceTB/SmolLM2-135M-Instruct", llm
-            assert llm["quantisation"] == "Q8_0" and llm["n_params"] == 134_515_008, llm
+            assert llm["quantisation"] == "Q8_0" and llm["parameters"] == 134_515_008, llm
             # A core left to the bot.
             assert llm["generation-threads"] == max(1, (os.cpu_count() or 2) - 1), llm
             assert 'id="connect"' in httpx.get(f"http://127.0.0.1:{bot_port}/").text
