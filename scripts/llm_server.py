@@ -43,6 +43,10 @@ DEFAULT_REPO = "Qwen/Qwen2.5-1.5B-Instruct-GGUF"
 DEFAULT_FILE = "qwen2.5-1.5b-instruct-q4_k_m.gguf"
 
 log = logging.getLogger("llm-server")
+# The GGUF fields that mark a timing twin (scripts/timing_twin.py): the real model's repository
+# and parameter count.
+TWIN_KEY = "kit.timing_twin"
+TWIN_PARAMETERS_KEY = "kit.timing_twin.parameters"
 
 
 class LLMServerSettings(BaseSettings):
@@ -57,6 +61,9 @@ class LLMServerSettings(BaseSettings):
     llm_gguf_file: str = DEFAULT_FILE
     llm_threads: int = Field(0, ge=0, le=1024, description="0 = cores - 1")
     llm_nice: int = Field(10, ge=0, le=19, description="niceness: below the bot's audio path")
+    llm_draft_gguf: str = Field(
+        "", description="a small model of the same family drafting tokens; bundled = SmolLM2-135M"
+    )
 
 
 def settings_problems(error: ValidationError) -> str:
@@ -180,19 +187,17 @@ def describe(path: Path) -> dict:
     the real model it is a timing twin of (None for real weights)."""
     import gguf
 
-    from scripts.timing_twin import MODELS, TWIN_KEY, parameters
-
     reader = gguf.GGUFReader(path)
     file_type = reader.fields.get(gguf.Keys.General.FILE_TYPE)
     twin = reader.fields.get(TWIN_KEY)
     name = reader.fields.get(gguf.Keys.General.NAME)
-    real = [c for c in MODELS.values() if twin is not None and c.repo == twin.contents()]
+    # A twin's own count has its tied output matrix twice: it says the real model's.
+    real = reader.fields.get(TWIN_PARAMETERS_KEY)
     return {
         "file": path.name,
         "name": None if name is None else str(name.contents()),
-        # A twin's own count has its tied output matrix twice (scripts/timing_twin.py).
-        "parameters": parameters(real[0])
-        if real
+        "parameters": int(real.contents())
+        if real is not None
         else sum(int(t.n_elements) for t in reader.tensors),
         "quantisation": None
         if file_type is None
@@ -202,8 +207,19 @@ def describe(path: Path) -> dict:
     }
 
 
-def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel: int):
-    """Start llama.cpp's server in this process; it serves on its own threads."""
+def serve(
+    gguf: Path,
+    host: str,
+    port: int,
+    *,
+    threads: int,
+    ctx: int,
+    parallel: int,
+    draft: Path | None = None,
+):
+    """Start llama.cpp's server in this process; it serves on its own threads. With `draft`,
+    that model (same tokenizer) drafts tokens for the served one to check (speculative
+    decoding)."""
     import xllamacpp
 
     facts = describe(gguf)
@@ -224,6 +240,15 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
     threads = generation_threads(threads)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = os.cpu_count() or threads
+    if draft is not None:
+        # Its gain depends on how often the draft guesses the model's next tokens: only real
+        # weights can show it (a timing twin's random ones never agree), so unmeasured here.
+        simple = xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE
+        params.speculative.types = [simple]
+        params.speculative.draft.mparams.path = str(draft)
+        params.speculative.draft.cpuparams.n_threads = threads
+        params.speculative.draft.cpuparams_batch.n_threads = params.cpuparams_batch.n_threads
+        log.info(f"speculative decoding: {draft.name} drafts for {gguf.name}")
     # Listed with the model (GET /v1/models), where the bot's /ready and the benchmark read them.
     params.model_tags = {
         f"generation-threads={threads}",
@@ -231,6 +256,7 @@ def serve(gguf: Path, host: str, port: int, *, threads: int, ctx: int, parallel:
         f"quantisation={facts['quantisation']}",
         f"parameters={facts['parameters']}",
         *([f"timing-twin-of={facts['twin_of']}"] if facts["twin_of"] else []),
+        *([f"draft={draft.name}"] if draft is not None else []),
     }
     # The bot saves the persona's slot once and restores it into each call's slot (bot/
     # persona_cache.py): llama.cpp's slot files go here.
@@ -282,8 +308,17 @@ def main() -> None:
     # The bot's audio path (VAD, turn decisions, Whisper, pacing) must never wait for tokens: the
     # kernel gives llama.cpp's threads whatever CPU the bot leaves (docs/llm.md).
     os.nice(settings.llm_nice)
+    draft = None
+    if settings.llm_draft_gguf:
+        draft = resolve_gguf(settings.llm_draft_gguf, args.repo, args.file)
     server = serve(
-        gguf, args.host, args.port, threads=args.threads, ctx=args.ctx, parallel=args.parallel
+        gguf,
+        args.host,
+        args.port,
+        threads=args.threads,
+        ctx=args.ctx,
+        parallel=args.parallel,
+        draft=draft,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,7 +30,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 TWINS = ROOT / "models" / "twins"
-TWIN_KEY = "kit.timing_twin"  # the GGUF field that marks a twin: the real model's repository
 SAMPLE_ROWS = 32  # random rows quantised per tensor, repeated to its size
 
 
@@ -214,7 +213,7 @@ def build(model: str, quant: str | None = None, out: Path = TWINS) -> Path:
     """Write the twin of `model` (a key of MODELS) as `quant`; returns its path."""
     import gguf
 
-    from scripts.llm_server import bundled_gguf
+    from scripts.llm_server import TWIN_KEY, TWIN_PARAMETERS_KEY, bundled_gguf
 
     config = MODELS[model]
     quant = quant or config.quant
@@ -226,6 +225,7 @@ def build(model: str, quant: str | None = None, out: Path = TWINS) -> Path:
     arch = config.arch
     writer.add_name(f"{config.repo.split('/')[-1]} timing twin (random weights)")
     writer.add_string(TWIN_KEY, config.repo)
+    writer.add_uint64(TWIN_PARAMETERS_KEY, parameters(config))
     writer.add_file_type(QUANTS[quant])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_uint32(f"{arch}.block_count", config.layers)
@@ -288,6 +288,8 @@ def english_words(tokens: list[str]) -> dict[int, float]:
 def twin_of(path: Path) -> str | None:
     """The real model a GGUF is a timing twin of (its repository), or None for real weights."""
     import gguf
+
+    from scripts.llm_server import TWIN_KEY
 
     field = gguf.GGUFReader(path).fields.get(TWIN_KEY)
     return None if field is None else str(field.contents())

@@ -59,3 +59,29 @@ def test_a_hub_models_twin_loads_in_llama_cpp_and_writes(tmp_path):
         assert len(answer["choices"][0]["message"]["content"].split()) >= 3, answer
     finally:
         del server
+
+
+def test_a_draft_model_of_the_family_drafts_for_the_served_one(tmp_path):
+    """LLM_DRAFT_GGUF: llama.cpp's speculative decoding, the bundled SmolLM2-135M drafting for
+    a model with its tokenizer (here a twin of SmolLM2-135M itself). It runs and drafts; what it
+    gains cannot be measured with a twin, whose random weights never agree with the draft."""
+    from scripts.llm_server import serve
+
+    port = free_port()
+    server = serve(
+        build("smollm2-135m", out=tmp_path), "127.0.0.1", port, threads=1, ctx=512,
+        parallel=1, draft=fast_bundled_gguf(),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        tags = httpx.get(f"{url}/v1/models", timeout=10).json()["data"][0]["tags"]
+        assert f"draft={fast_bundled_gguf().name}" in tags
+        answer = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16},
+            timeout=120,
+        ).json()
+        assert answer["usage"]["completion_tokens"] == 16
+        assert answer["timings"].get("draft_n", 0) > 0, answer["timings"]
+    finally:
+        del server
