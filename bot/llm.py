@@ -22,9 +22,9 @@ it differs). It goes through the answers' own client, whose first request in a c
 take another server slot.
 
 A server that sends nothing for LLM_TIMEOUT_SECS (before the first token, or between two; or three
-times its usual first token, if longer: `Pace`), and whose `GET /slots` does not show the call's
-llama.cpp slot at work (a slow model reading a long prompt does; a hung server does not answer),
-is treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
+times its usual first token, if longer: `Pace`), and whose `GET /health` does not answer (a slow
+model reading a long prompt does; a stopped or unreachable server does not; 60 s at most), is
+treated as down: the stream is closed, so nothing it writes later can be spoken after the turn
 has moved on, and the failure reaches the call like a refused connection would (an apology, one
 message to the page, a watch for its return). The deadlines wait on the request in a task of its
 own (`_within`), never `asyncio.wait_for`: Pipecat replaces that with `wait_for2` (Python < 3.12),
@@ -55,6 +55,8 @@ import httpx
 import openai
 from loguru import logger
 from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     EagerEndOfTurnCancelFrame,
     Frame,
     InterruptionFrame,
@@ -66,8 +68,9 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 
-from bot.answers import AnswerGuard
+from bot.answers import AnswerGuard, words
 from bot.speculation import SpeakingGate
+from bot.stt import WordsSoFarFrame
 
 
 def recent(messages: list[dict], turns: int) -> list[dict]:
@@ -154,9 +157,13 @@ class Pace:
     FIRST_TOKEN_MARGIN = 3.0  # the deadline: this many times the usual first token, at least
     FIRST_WORDS_MARGIN = 1.5  # the filler: this many times the usual wait for the first words
 
+    SPEECH_WORDS_PER_SEC = 3.0  # the bot's voices say about 3-4 words a second
+
     def __init__(self) -> None:
         self.first_token: deque[float] = deque(maxlen=self.KEPT)  # request → first chunk
         self.first_words: deque[float] = deque(maxlen=self.KEPT)  # turn confirmed → words
+        self.words_per_sec: deque[float] = deque(maxlen=self.KEPT)  # as the answers are written
+        self.warned = False  # that it writes slower than the bot speaks
 
     @classmethod
     def of(cls, base_url: str, model: str) -> Pace:
@@ -171,6 +178,12 @@ class Pace:
 
     def filler_after(self, floor: float) -> float:
         return max(floor, self.FIRST_WORDS_MARGIN * self._usual(self.first_words))
+
+    def slower_than_speech(self) -> bool:
+        """Whether the model usually writes fewer words a second than the bot says: its answers
+        then pause mid-sentence, whatever the bot does."""
+        usual = self._usual(self.words_per_sec)
+        return 0 < usual < self.SPEECH_WORDS_PER_SEC
 
 
 Patience = Callable[[], Awaitable[bool]]
@@ -199,7 +212,7 @@ async def _within(
                 return result
             waited += secs
             if patience is None or waited >= _MAX_PATIENCE_SECS or not await patience():
-                raise LLMStalled(f"the language model {what} for {waited:g} s")
+                raise LLMStalled(f"the language model {what} {waited:g} s")
             logger.debug(f"LLM still working after {waited:g} s; waiting on")
     finally:
         if task is not None:
@@ -210,9 +223,10 @@ async def _within(
                     await orphan(late)
 
 
-# However busy the server says it is, an answer that has not begun after this long is given up.
-_MAX_PATIENCE_SECS = 120.0
-_PROBE_SECS = 1.0  # a server busy writing tokens still answers `GET /slots` in milliseconds
+# However alive the server says it is, an answer that has not begun after this long is given up
+# (a server whose model has hung, while its HTTP threads still answer).
+_MAX_PATIENCE_SECS = 60.0
+_PROBE_SECS = 1.0  # a server busy reading a prompt still answers `GET /health` in milliseconds
 
 
 class _Deadline:
@@ -232,7 +246,9 @@ class _Deadline:
         return self
 
     async def __anext__(self) -> Any:
-        chunk = await _within(self._secs, self._chunks.__anext__(), self._patience, "sent nothing")
+        chunk = await _within(
+            self._secs, self._chunks.__anext__(), self._patience, "sent nothing for"
+        )
         if self.on_first is not None:
             self.on_first, first = None, self.on_first
             first()
@@ -263,6 +279,7 @@ class KitLLMService(OpenAILLMService):
         slot: int | None = None,
         filler: str = "",
         filler_secs: float = 0.0,
+        context: LLMContext | None = None,
         **kwargs: Any,
     ):
         """`filler` is spoken when an answer has no words `filler_secs` after its turn was
@@ -279,11 +296,16 @@ class KitLLMService(OpenAILLMService):
         self._history_turns = history_turns
         self._slot = slot
         self._written: list[str] = []  # the current answer, as it passed the guard
+        self._writing = (0.0, 0.0, "")  # when the answer's first and latest text came; the text
         self._priming = asyncio.Lock()
         self._reading: asyncio.Task | None = None  # the read-ahead of the latest answer
         self._answer: _Deadline | None = None  # the latest answer's stream
         self._fold_notes = False  # the server's chat template refused a late system message
         self._pace = Pace.of(str(self._client.base_url), self._settings.model or "")
+        self._context = context  # the call's conversation, for reading the caller's words ahead
+        self._answering = False  # an answer is being written
+        self._bot_speaking = False
+        self._reading_ahead: asyncio.Task | None = None
         self._probe = httpx.AsyncClient()  # asks a slow server whether it is still working
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
@@ -331,28 +353,31 @@ class KitLLMService(OpenAILLMService):
         async def close(stream: Any) -> None:
             await stream.close()
 
-        stream = await _within(deadline, opened(), self._working, "did not answer", close)
+        # The words metrics.py files as a timeout.
+        stream = await _within(deadline, opened(), self._working, "did not answer within", close)
         self._answer = _Deadline(stream, deadline, self._working)
         self._answer.on_first = lambda: self._pace.first_token.append(time.monotonic() - asked)
         return self._answer
 
     async def _working(self) -> bool:
-        """Whether the llama.cpp server is busy with this call's slot: its `GET /slots` is
-        answered by the loop that writes tokens, which a hung server does not run. Other
-        servers, and a call without a slot, get no more than the deadline."""
-        if self._slot is None:
-            return False
+        """Whether the server is still there: its `GET /health` answers (llama.cpp's and vLLM's
+        HTTP threads answer it while the model reads a long prompt, which holds up everything
+        else llama.cpp answers; a stopped, killed or unreachable server does not). Ollama, which
+        has no such endpoint, gets no more than the deadline."""
         root = str(self._client.base_url).rstrip("/").removesuffix("/v1")
         try:
             async with asyncio.timeout(_PROBE_SECS):
-                response = await self._probe.get(f"{root}/slots")
-            slots = response.json() if response.status_code == 200 else []
-        except (httpx.HTTPError, TimeoutError, ValueError):
+                response = await self._probe.get(f"{root}/health")
+        except (httpx.HTTPError, TimeoutError):
             return False
-        mine = [s for s in slots if isinstance(s, dict) and s.get("id") == self._slot]
-        return bool(mine) and bool(mine[0].get("is_processing"))
+        return response.status_code == 200
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, WordsSoFarFrame):
+            self.read_ahead(frame.text)
+            return  # for the LLM alone
+        if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
+            self._bot_speaking = isinstance(frame, BotStartedSpeakingFrame)
         if isinstance(frame, LLMContextFrame):
             # Set before the answer is written (the base class writes it in this call).
             if frame.speculation:
@@ -370,9 +395,39 @@ class KitLLMService(OpenAILLMService):
             # As when the caller cuts into speech: TTS drops the answer, HeldSpeech what it held.
             await self.push_frame(InterruptionFrame())
 
+    def read_ahead(self, words: str) -> None:
+        """Have the server read the caller's words so far, after the conversation, into the
+        call's slot while they speak: at the turn's end only their last words are left to read
+        (llama.cpp keeps the longest common prefix, so words the final transcript changes are
+        read again). Skipped while an answer is written, spoken (the conversation lacks it yet:
+        the slot's cache of it would be overwritten) or read."""
+        busy = self._reading_ahead is not None and not self._reading_ahead.done()
+        if self._context is None or self._slot is None or busy or self._priming.locked():
+            return
+        if self._answering or self._bot_speaking:
+            return
+        messages = [*self._context.get_messages(), {"role": "user", "content": words}]
+        self._reading_ahead = self.create_task(self._read_ahead(messages), f"{self}::read-ahead")
+
+    async def _read_ahead(self, messages: list[Any]) -> None:
+        try:
+            async with asyncio.timeout(_PRIME_TIMEOUT_SECS):
+                await self._read(messages)  # llama.cpp writes one token at least
+        except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as error:
+            logger.debug(f"{self}: read-ahead skipped: {error.__class__.__name__}")
+
     async def _process_context(self, context: LLMContext) -> None:
+        self._context = context
+        self._answering = True
+        try:
+            await self._answer_context(context)
+        finally:
+            self._answering = False
+
+    async def _answer_context(self, context: LLMContext) -> None:
         self._guard.reset()
         self._written = []
+        self._writing = (0.0, 0.0, "")
         self._answer = None
         filler = None
         if self._filler and self._filler_secs:
@@ -384,6 +439,7 @@ class KitLLMService(OpenAILLMService):
         finally:
             if filler is not None:
                 await self.cancel_task(filler)
+        self._measure_writing()
         cut_short = self._answer is not None and self._answer.finish_reason == "length"
         if rest := self._guard.flush(complete=not cut_short):
             await self._pass_on(rest)
@@ -393,17 +449,36 @@ class KitLLMService(OpenAILLMService):
             messages.append({"role": "assistant", "content": answer})
             self._reading = self.create_task(self.prime(messages), f"{self}::prime")
 
+    def _measure_writing(self) -> None:
+        """Words a second, first to last, of an answer long enough to tell; said once per
+        server when that is slower than speech."""
+        first, last, text = self._writing
+        count = len(words(text))
+        if count < 8 or last <= first:
+            return
+        self._pace.words_per_sec.append((count - 1) / (last - first))
+        if self._pace.slower_than_speech() and not self._pace.warned:
+            self._pace.warned = True
+            logger.warning(
+                f"the LLM writes {statistics.median(self._pace.words_per_sec):.1f} words a second"
+                f" here, slower than the bot speaks (~{Pace.SPEECH_WORDS_PER_SEC:g}): answers "
+                "will pause mid-sentence; a smaller model or more cores (docs/llm.md)"
+            )
+
     async def cleanup(self) -> None:
         """The call is over: no read-ahead outlives it, nor the client's connections (one client
         per call, which would otherwise keep its sockets to the server open)."""
-        if self._reading is not None and not self._reading.done():
-            await self.cancel_task(self._reading)
+        for task in (self._reading, self._reading_ahead):
+            if task is not None and not task.done():
+                await self.cancel_task(task)
         await super().cleanup()
         await self._client.close()
         await self._probe.aclose()
 
     async def prime(self, messages: list[Any]) -> None:
         """Have the server read `messages`, in the answers' window, into its prompt cache."""
+        if self._client.is_closed():  # the call ended as its last answer was spoken
+            return
         async with self._priming:
             try:
                 async with asyncio.timeout(_PRIME_TIMEOUT_SECS):
@@ -441,6 +516,8 @@ class KitLLMService(OpenAILLMService):
             await self.push_frame(TTSSpeakFrame(self._filler, append_to_context=False))
 
     async def _push_llm_text(self, text: str) -> None:
+        now = time.monotonic()
+        self._writing = (self._writing[0] or now, now, self._writing[2] + text)
         if spoken := self._guard.feed(text):
             await self._pass_on(spoken)
         if self._guard.stopped:

@@ -86,11 +86,11 @@ async def run_call(
     drop_stale_audio()  # no scrap of what the caller talked over is played (bot/playout.py)
 
     tune = tuning(settings, options.profile)
+    context = LLMContext([{"role": "system", "content": options.prompt}])
     stt = make_stt(options, speech, tune)
-    llm = make_llm(settings, llm_slot)
+    llm = make_llm(settings, llm_slot, context)
     tts = make_tts(settings, options, session, tune)
 
-    context = LLMContext([{"role": "system", "content": options.prompt}])
     playout = Playout()
     user_aggregator, assistant_aggregator = context_aggregators(
         context, settings, tune, speech, playout

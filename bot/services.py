@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTServiceMLX
@@ -24,7 +25,8 @@ def _whisper_language(code: str) -> Language:
 
 
 def make_stt(options: CallOptions, speech: SpeechModel, tuning: Tuning) -> STTService:
-    """Whisper for one call, on the process's already loaded model."""
+    """Whisper for one call, on the process's already loaded model (and, every
+    `tuning.read_ahead_secs` of a turn, its words so far, for the LLM to read ahead)."""
     language = _whisper_language(options.language)
     if speech.decoder is None:
         return WhisperSTTServiceMLX(
@@ -32,6 +34,7 @@ def make_stt(options: CallOptions, speech: SpeechModel, tuning: Tuning) -> STTSe
         )
     return SharedWhisperSTTService(
         decoder=speech.decoder.windowed(tuning.trim_window),
+        words_so_far_secs=tuning.read_ahead_secs,
         settings=WhisperSTTService.Settings(model=speech.name, language=language),
         # Pipecat budgets turn detection with this (and assumes a full second when not given);
         # trimmed-window tiny.en takes 0.1 to 0.3 s on a 2-core CPU, larger models more.
@@ -39,11 +42,15 @@ def make_stt(options: CallOptions, speech: SpeechModel, tuning: Tuning) -> STTSe
     )
 
 
-def make_llm(settings: Settings, slot: int | None = None) -> KitLLMService:
+def make_llm(
+    settings: Settings, slot: int | None = None, context: LLMContext | None = None
+) -> KitLLMService:
     """Any OpenAI-compatible server: Ollama, vLLM, or the embedded llama.cpp server (`slot`:
-    the llama.cpp slot this call keeps to)."""
+    the llama.cpp slot this call keeps to; `context`: the call's conversation, which the caller's
+    words are read ahead after)."""
     return KitLLMService(
         slot=slot,
+        context=context,
         guard=AnswerGuard(
             max_words=settings.bot_max_answer_words,
             max_sentences=settings.bot_max_answer_sentences,

@@ -17,6 +17,11 @@ end to the sentence, the segment is heard again whole: a soft last word ("why do
 the VAD took for silence is often what it lacked (seen in the turn study). A segment in which
 Whisper finds no words (a breath, a click) is announced as such (`NothingHeardFrame`), so that
 the turn strategy does not wait for a transcript that never comes.
+
+Words so far: while the caller speaks, every LLM_READ_AHEAD_SECS of the segment is transcribed
+(one at a time, in the background) and sent on as a `WordsSoFarFrame`, for the LLM alone: it
+reads them into its cache, so that a large model on a CPU has only the last few words to read
+when the turn ends (bot/llm.py, `read_ahead`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pipecat.frames.frames import EagerTranscriptionFrame, Frame, SystemFrame, TranscriptionFrame
+from pipecat.frames.frames import (
+    EagerTranscriptionFrame,
+    Frame,
+    InputAudioRawFrame,
+    SystemFrame,
+    TranscriptionFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.whisper.stt import WhisperSTTService
 
@@ -109,6 +120,15 @@ class TranscribeNowFrame(SystemFrame):
     """Upstream, from the turn strategy: the caller paused; transcribe what they said so far."""
 
 
+class WordsSoFarFrame(SystemFrame):
+    """Downstream, to the LLM: what the caller has said so far in a turn still going on, so
+    that the LLM can read it ahead (bot/llm.py, `read_ahead`)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+
 class NothingHeardFrame(SystemFrame):
     """Downstream, to the turn strategy: Whisper wrote no words for the segment the VAD just
     ended (a breath, a click, a cough), so the turn's words are what came before."""
@@ -149,9 +169,14 @@ class SharedWhisperSTTService(WhisperSTTService):
     """Pipecat's Whisper service on the process's shared model, not one loaded per call, with
     early transcription at the caller's pauses (see the module's docstring)."""
 
-    def __init__(self, *, decoder: TurnDecoder, **kwargs: Any):
+    def __init__(self, *, decoder: TurnDecoder, words_so_far_secs: float = 0.0, **kwargs: Any):
+        """`words_so_far_secs`: how often the words of a turn still going on are transcribed
+        and sent on (`WordsSoFarFrame`); 0: never."""
         self._decoder = decoder
         self._early: _Early | None = None
+        self._words_so_far_secs = words_so_far_secs
+        self._words_heard_at = 0.0  # seconds of the segment the last words so far covered
+        self._words_task: asyncio.Task | None = None
         super().__init__(**kwargs)
 
     def _load(self) -> None:
@@ -163,6 +188,8 @@ class SharedWhisperSTTService(WhisperSTTService):
 
     async def cleanup(self) -> None:
         await self._drop_early()
+        if self._words_task is not None:
+            await self.cancel_task(self._words_task)
         await super().cleanup()
 
     async def _drop_early(self) -> None:
@@ -174,6 +201,33 @@ class SharedWhisperSTTService(WhisperSTTService):
         await super().process_frame(frame, direction)
         if isinstance(frame, TranscribeNowFrame):
             await self._transcribe_early()
+
+    async def process_audio_frame(self, frame: InputAudioRawFrame, direction: FrameDirection):
+        await super().process_audio_frame(frame, direction)
+        if not self._words_so_far_secs:
+            return
+        if not self._user_speaking:
+            self._words_heard_at = 0.0
+            return
+        heard = len(self._audio_buffer) / (2 * self.sample_rate)
+        idle = self._words_task is None or self._words_task.done()
+        if idle and heard - self._words_heard_at >= self._words_so_far_secs:
+            self._words_heard_at = heard
+            pcm = bytes(self._audio_buffer) + self._trailing_silence()
+            self._words_task = self.create_task(self._words_so_far(pcm))
+
+    async def _words_so_far(self, pcm: bytes) -> None:
+        """Transcribe the turn so far and send the words on (not a transcript: nothing but the
+        LLM's read-ahead uses them)."""
+        audio = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+        language = str(self._settings.language) if self._settings.language else None
+
+        def transcribe() -> str:
+            segments, _ = self._decoder.transcribe(audio, language=language)
+            return " ".join(s.text.strip() for s in segments).strip()
+
+        if text := await asyncio.to_thread(transcribe):
+            await self.push_frame(WordsSoFarFrame(text))
 
     async def _transcribe_early(self) -> None:
         await self._drop_early()

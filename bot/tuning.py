@@ -26,6 +26,7 @@ class Tuning:
     turn_silence_secs: float
     trim_window: bool
     stock_tts: bool  # Pipecat's XTTSService: no early first clause, audio in 1 s blocks
+    read_ahead_secs: float = 0.0  # the caller's words read into the LLM while they speak
 
 
 def tuning(settings: Settings, profile: Profile = "kit") -> Tuning:
@@ -45,4 +46,5 @@ def tuning(settings: Settings, profile: Profile = "kit") -> Tuning:
         turn_silence_secs=settings.turn_silence_secs,
         trim_window=settings.whisper_trim_window,
         stock_tts=False,
+        read_ahead_secs=settings.llm_read_ahead_secs,
     )

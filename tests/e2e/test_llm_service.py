@@ -13,13 +13,16 @@ import asyncio
 
 import httpx
 import pytest
-from pipecat.frames.frames import ErrorFrame, LLMContextFrame, LLMTextFrame
+from pipecat.frames.frames import ErrorFrame, LLMContextFrame, LLMTextFrame, MetricsFrame
+from pipecat.metrics.metrics import LLMUsageMetricsData
+from pipecat.pipeline.worker import PipelineParams
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.answers import AnswerGuard
 from bot.llm import KitLLMService
 from bot.playout import CUT_NOTE, heard_only
+from bot.stt import WordsSoFarFrame
 
 pytestmark = pytest.mark.e2e
 
@@ -198,15 +201,44 @@ async def test_a_slow_model_is_not_taken_for_a_dead_one(stack):
         api_key="none",
         settings=KitLLMService.Settings(model="local", max_tokens=5),
     )
-    # About 3000 tokens the server has never read: seconds on two cores, far beyond 0.2 s.
-    story = " ".join(
-        f"On day {n} the {n % 7}th cat sat on mat number {n * 13}." for n in range(250)
-    )
+    # About 2400 tokens the server has never read (within its 4096 a slot): seconds on two cores.
+    story = " ".join(f"On day {n} the {n % 7}th cat sat on mat number {n * 13}." for n in range(70))
     context = LLMContext([{"role": "user", "content": f"{story} Which mat was the last?"}])
     start = asyncio.get_running_loop().time()
     down, up = await run_test(llm, frames_to_send=[LLMContextFrame(context)])
     waited = asyncio.get_running_loop().time() - start
     assert waited > 3 * deadline, f"the prompt was read in {waited:.2f} s: nothing to wait for"
     assert not [f for f in [*down, *up] if isinstance(f, ErrorFrame)], [*down, *up]
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
+    await llm.cleanup()
+
+
+async def test_the_callers_words_read_ahead_leave_only_the_last_to_read(stack):
+    """The words so far, read into the call's slot while the caller speaks: the turn's request
+    then finds them in the server's cache; words the final transcript changed are read again."""
+    persona = "You are a friendly teacher. Answer in one short sentence."
+    context = LLMContext([{"role": "system", "content": persona}])
+    llm = KitLLMService(
+        guard=AnswerGuard(),
+        timeout_secs=30,
+        slot=SLOT,
+        context=context,
+        base_url=f"{stack.llm_url}/v1",
+        api_key="none",
+        settings=KitLLMService.Settings(model="local", max_tokens=4),
+    )
+    so_far = "Why do cats like to sleep in boxes, and why do dogs"
+    final = f"{so_far} like to chase the little red ball?"
+    asked = LLMContext([*context.get_messages(), {"role": "user", "content": final}])
+    down, _ = await run_test(
+        llm,
+        frames_to_send=[WordsSoFarFrame(so_far), SleepFrame(3), LLMContextFrame(asked)],
+        pipeline_params=PipelineParams(enable_metrics=True, enable_usage_metrics=True),
+    )
+    [usage] = [d for f in down if isinstance(f, MetricsFrame) for d in f.data
+               if isinstance(d, LLMUsageMetricsData)]  # fmt: skip
+    read_before = usage.value.cache_read_input_tokens or 0
+    assert read_before > 20, usage.value  # the persona and the words so far, from the cache
+    assert usage.value.prompt_tokens - read_before < 20, usage.value  # the last words only
     assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
     await llm.cleanup()

@@ -39,7 +39,7 @@ from bot.config import Settings
 from bot.models import SpeechModel
 from bot.pipeline import context_aggregators
 from bot.sentence_end import SentenceEndModel, load_sentence_end_model
-from bot.stt import NothingHeardFrame, SharedWhisperSTTService, TurnDecoder
+from bot.stt import NothingHeardFrame, SharedWhisperSTTService, TurnDecoder, WordsSoFarFrame
 from bot.tuning import tuning
 from scripts.speech import _noise
 from tests.support import FIXTURES, spoken, whisper, words
@@ -112,7 +112,7 @@ def sentence_model() -> SentenceEndModel | None:
 
 
 async def run_turn(
-    frames: list, *, read_sentences: bool = False, **overrides
+    frames: list, *, read_sentences: bool = False, words_so_far_secs: float = 0.0, **overrides
 ) -> tuple[list, list, LLMContext]:
     """Run the frames through Whisper, then the user aggregator: (the frames from Whisper,
     what the aggregator sends on, the conversation). With `read_sentences`, the sentence-end
@@ -128,6 +128,7 @@ async def run_turn(
         decoder=CountingDecoder(whisper()),
         settings=WhisperSTTService.Settings(model="tiny.en", language=Language.EN),
         ttfs_p99_latency=0.5,
+        words_so_far_secs=words_so_far_secs,
     )
     CountingDecoder.runs = 0
     tap = Tap()
@@ -296,6 +297,19 @@ async def test_a_question_spoken_over_other_voices_is_answered():
     assert len(of(down, UserStoppedSpeakingFrame)) == 1, "the turn ended in the babble"
     [said] = user_messages(context)
     assert "spider" in words(said), said
+
+
+async def test_the_words_so_far_go_on_to_the_llm_while_the_caller_speaks():
+    """Every half second of speech, the turn so far is transcribed and sent on (for the LLM to
+    read ahead); the turn itself is heard and ended as without it."""
+    heard, down, context = await run_turn(paced(recording("moon")), words_so_far_secs=0.5)
+    so_far = [words(f.text) for f in of(heard, WordsSoFarFrame)]
+    [said] = user_messages(context)
+    assert len(so_far) >= 3, so_far  # 3.7 s of speech
+    assert len(so_far[-1]) > len(so_far[0]), so_far  # the words grow as the caller goes on
+    assert so_far[-1][:2] == words(said)[:2], (so_far, said)  # the turn's own opening
+    assert of(down, WordsSoFarFrame), "sent on past the aggregator, to the LLM"
+    assert len(of(down, UserStoppedSpeakingFrame)) == 1
 
 
 async def test_a_segment_whisper_finds_no_words_in_is_reported_as_such():

@@ -158,12 +158,12 @@ async def test_a_server_still_working_is_waited_for_and_a_silent_one_is_not():
     async def hung() -> bool:
         return False
 
-    assert await _within(0.05, late("words", 0.3), working, "sent nothing") == "words"
+    assert await _within(0.05, late("words", 0.3), working, "sent nothing for") == "words"
     assert len(asked) >= 3  # asked again at every deadline
     with pytest.raises(LLMStalled, match=r"sent nothing for 0\.05 s"):
-        await _within(0.05, late("words", 0.3), hung, "sent nothing")
+        await _within(0.05, late("words", 0.3), hung, "sent nothing for")
     with pytest.raises(LLMStalled):
-        await _within(0.05, late("words", 0.3), None, "sent nothing")
+        await _within(0.05, late("words", 0.3), None, "sent nothing for")
 
 
 def test_the_deadline_and_the_filler_follow_the_models_usual_pace():
@@ -180,3 +180,12 @@ def test_the_deadline_and_the_filler_follow_the_models_usual_pace():
         is Pace.of("http://a/v1", "m")
         is not Pace.of("http://b/v1", "m")
     )
+
+
+def test_a_model_that_writes_slower_than_the_bot_speaks_is_told_apart():
+    pace = Pace()
+    assert not pace.slower_than_speech()  # nothing measured
+    pace.words_per_sec.extend([9.0, 11.0, 10.0])  # SmolLM2-135M
+    assert not pace.slower_than_speech()
+    pace.words_per_sec.extend([1.6] * 5)  # an 8B model's twin on two cores
+    assert pace.slower_than_speech()
