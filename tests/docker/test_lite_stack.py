@@ -69,9 +69,10 @@ async def test_a_webrtc_call_crosses_the_docker_bridge(lite_stack):
         transcript, answer, turn = await ask(caller, FRANCE)
         assert "france" in words(transcript), transcript
         assert_english_speech(answer)
-        # Whisper's and the LLM's stages may be 0: both can be ready before the turn ends.
-        assert turn["stages_ms"]["stt"] >= 0 and turn["stages_ms"]["llm"] >= 0, turn
-        assert turn["stages_ms"]["endpointing"] > 0 and turn["stages_ms"]["tts"] > 0, turn
+        # Whisper's, the LLM's and TTS's stages may be 0: an answer begun at the caller's pause
+        # can have its first audio ready before the turn ends.
+        assert all(turn["stages_ms"][stage] >= 0 for stage in ("stt", "llm", "tts")), turn
+        assert turn["stages_ms"]["endpointing"] > 0, turn
         # The bot offered only its addresses on the Compose network: media crossed the bridge
         # (no host networking, no published UDP port, no TURN server).
         offered = re.findall(
@@ -135,7 +136,7 @@ async def test_a_killed_tts_server_is_restarted_and_the_call_recovers(lite_stack
         await caller.wait_for(lambda: not caller.bot_speaking(), 60, "quiet")
         _, answer, turn = await ask(caller, FRANCE)
         assert rms(answer) > 0.01, "no answer after the TTS server came back"
-        assert turn["stages_ms"]["tts"] > 0
+        assert turn["total_ms"] > 0 and turn["stages_ms"]["tts"] >= 0, turn
     finally:
         await caller.close()
 

@@ -36,9 +36,10 @@ async def test_spoken_question_over_the_websocket(stack):
             for m in caller.of_type("server-message")
             if m["data"]["type"] == "latency" and m["data"]["kind"] == "turn"
         ]
-        # Whisper's and the LLM's stages may be 0: both can be ready before the turn ends.
-        assert latency and latency[0]["stages_ms"]["tts"] > 0, latency
-        assert latency[0]["stages_ms"]["stt"] >= 0 and latency[0]["stages_ms"]["llm"] >= 0
+        # Whisper's, the LLM's and TTS's stages may be 0: an answer begun at the caller's pause
+        # can have its first audio ready before the turn ends.
+        assert latency and latency[0]["total_ms"] > 0, latency
+        assert all(latency[0]["stages_ms"][stage] >= 0 for stage in ("stt", "llm", "tts"))
 
 
 async def test_a_voice_the_tts_server_lacks_is_refused_in_words(stack):
