@@ -132,11 +132,12 @@ class Settings(BaseSettings):
     bot_history_turns: int = Field(
         3, ge=0, le=1000, description="earlier exchanges the LLM reads; 0 = the whole call"
     )
-    # While the caller speaks, their words so far are transcribed this often and read into the
+    # While the caller speaks, their words so far can be transcribed this often and read into the
     # LLM's cache (a llama.cpp slot), so that at the turn's end only the last few are left to
-    # read: a large model on a CPU reads 10-30 tokens a second. 0: only at their pauses.
+    # read. Off: on 2 cores it made the 1.7B twin's turns later, not sooner (docs/llm.md). 0: the
+    # words are read at the caller's pauses only (the early answer).
     llm_read_ahead_secs: float = Field(
-        0.5, ge=0, le=10, description="seconds of speech between read-aheads; 0 = at pauses only"
+        0.0, ge=0, le=10, description="seconds of speech between read-aheads; 0 = at pauses only"
     )
     # STUN/TURN for WebRTC, as JSON: [{"urls": "turn:host:3478", "username": "u", "credential": "p"}].
     # Not needed on localhost; behind NAT or in containers, a TURN server (or the WebSocket).
