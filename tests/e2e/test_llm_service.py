@@ -30,6 +30,20 @@ SLOT = 1  # the server has two; a call the bot holds would take the first free o
 TOKENS = 1500  # ~10 s or more of writing: far longer than any check below
 
 
+def local_llm(llm_url: str, *, guard: AnswerGuard | None = None, timeout_secs: float = 30,
+              **kwargs) -> KitLLMService:  # fmt: skip
+    """The kit's LLM service against a llama.cpp server at `llm_url` (model `local`)."""
+    settings = KitLLMService.Settings(model="local", **kwargs.pop("settings", {}))
+    return KitLLMService(
+        guard=guard or AnswerGuard(),
+        timeout_secs=timeout_secs,
+        base_url=f"{llm_url}/v1",
+        api_key="none",
+        settings=settings,
+        **kwargs,
+    )
+
+
 async def processing(client: httpx.AsyncClient, llm_url: str) -> dict:
     """The slot's task as the server reports it (`GET /slots`)."""
     slots = (await client.get(f"{llm_url}/slots")).json()
@@ -46,18 +60,15 @@ async def wait_until(predicate, within: float, what: str) -> None:
 
 @pytest.mark.parametrize("moment", ["before the server answers", "as it opens", "while it writes"])
 async def test_a_withdrawn_answer_frees_its_llama_cpp_slot(stack, moment):
-    llm = KitLLMService(
+    llm = local_llm(
+        stack.llm_url,
         guard=AnswerGuard(max_words=10_000, max_sentences=10_000),
-        timeout_secs=30,
         slot=SLOT,
-        base_url=f"{stack.llm_url}/v1",
-        api_key="none",
-        settings=KitLLMService.Settings(
-            model="local",
-            system_instruction="You tell long stories.",
-            max_tokens=TOKENS,
-            extra={"extra_body": {"ignore_eos": True}},
-        ),
+        settings={
+            "system_instruction": "You tell long stories.",
+            "max_tokens": TOKENS,
+            "extra": {"extra_body": {"ignore_eos": True}},
+        },
     )
     context = LLMContext([{"role": "user", "content": "Tell me a long story about a cat."}])
     tasks: dict[str, asyncio.Task] = {}
@@ -104,17 +115,13 @@ async def _writing(client: httpx.AsyncClient, llm_url: str) -> bool:
 async def test_an_answer_cut_by_the_token_limit_ends_at_a_whole_sentence(stack):
     # Greedy sampling: SmolLM2 writes "1. Cats are naturally curious and love to explore. They
     # enjoy learning ..." and 25 tokens end inside the second sentence.
-    llm = KitLLMService(
-        guard=AnswerGuard(),
-        timeout_secs=30,
-        base_url=f"{stack.llm_url}/v1",
-        api_key="none",
-        settings=KitLLMService.Settings(
-            model="local",
-            system_instruction="You are a teacher. Answer in short sentences.",
-            max_tokens=25,
-            temperature=0.0,
-        ),
+    llm = local_llm(
+        stack.llm_url,
+        settings={
+            "system_instruction": "You are a teacher. Answer in short sentences.",
+            "max_tokens": 25,
+            "temperature": 0.0,
+        },
     )
     context = LLMContext([{"role": "user", "content": "Tell me three facts about cats."}])
     down, _ = await run_test(llm, frames_to_send=[LLMContextFrame(context)])
@@ -158,14 +165,8 @@ def strict_llm_url():
 async def test_a_template_that_refuses_the_cut_in_note_still_gets_it_in_the_callers_words(
     strict_llm_url,
 ):
-    llm = KitLLMService(
-        guard=AnswerGuard(),
-        timeout_secs=30,
-        base_url=f"{strict_llm_url}/v1",
-        api_key="none",
-        settings=KitLLMService.Settings(
-            model="local", system_instruction="You are a teacher.", max_tokens=8
-        ),
+    llm = local_llm(
+        strict_llm_url, settings={"system_instruction": "You are a teacher.", "max_tokens": 8}
     )
     sent: list[list[dict]] = []
     create = llm._client.chat.completions.create
@@ -193,14 +194,7 @@ async def test_a_slow_model_is_not_taken_for_a_dead_one(stack):
     says it is working on it, so the answer is waited for (a hung server is not: the recovery
     tests stop one with SIGSTOP)."""
     deadline = 0.2
-    llm = KitLLMService(
-        guard=AnswerGuard(),
-        timeout_secs=deadline,
-        slot=SLOT,
-        base_url=f"{stack.llm_url}/v1",
-        api_key="none",
-        settings=KitLLMService.Settings(model="local", max_tokens=5),
-    )
+    llm = local_llm(stack.llm_url, timeout_secs=deadline, slot=SLOT, settings={"max_tokens": 5})
     # About 2400 tokens the server has never read (within its 4096 a slot): seconds on two cores.
     story = " ".join(f"On day {n} the {n % 7}th cat sat on mat number {n * 13}." for n in range(70))
     context = LLMContext([{"role": "user", "content": f"{story} Which mat was the last?"}])
@@ -218,15 +212,7 @@ async def test_the_callers_words_read_ahead_leave_only_the_last_to_read(stack):
     then finds them in the server's cache; words the final transcript changed are read again."""
     persona = "You are a friendly teacher. Answer in one short sentence."
     context = LLMContext([{"role": "system", "content": persona}])
-    llm = KitLLMService(
-        guard=AnswerGuard(),
-        timeout_secs=30,
-        slot=SLOT,
-        context=context,
-        base_url=f"{stack.llm_url}/v1",
-        api_key="none",
-        settings=KitLLMService.Settings(model="local", max_tokens=4),
-    )
+    llm = local_llm(stack.llm_url, slot=SLOT, context=context, settings={"max_tokens": 4})
     so_far = "Why do cats like to sleep in boxes, and why do dogs"
     final = f"{so_far} like to chase the little red ball?"
     asked = LLMContext([*context.get_messages(), {"role": "user", "content": final}])

@@ -8,16 +8,8 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from bot.answers import AnswerGuard
-from bot.llm import (
-    KitLLMService,
-    LLMStalled,
-    Pace,
-    _Deadline,
-    _within,
-    has_late_note,
-    notes_folded,
-    recent,
-)
+from bot.deadlines import AnswerStream, LLMStalled, Pace, within
+from bot.llm import KitLLMService, has_late_note, notes_folded, recent
 
 SYSTEM = {"role": "system", "content": "You are Miss Harper."}
 GREETING = {"role": "assistant", "content": "Hello!"}
@@ -128,7 +120,7 @@ class Chunks:
 
 @pytest.mark.parametrize("reason", ["length", "stop"])
 async def test_the_answer_stream_keeps_why_the_server_ended_it(reason):
-    stream = _Deadline(Chunks(chunk("Salt"), chunk(" comes", reason)), secs=5)
+    stream = AnswerStream(Chunks(chunk("Salt"), chunk(" comes", reason)), secs=5)
     assert [c.choices[0].delta.content async for c in stream] == ["Salt", " comes"]
     assert stream.finish_reason == reason
 
@@ -158,12 +150,12 @@ async def test_a_server_still_working_is_waited_for_and_a_silent_one_is_not():
     async def hung() -> bool:
         return False
 
-    assert await _within(0.05, late("words", 0.3), working, "sent nothing for") == "words"
+    assert await within(0.05, late("words", 0.3), working, "sent nothing for") == "words"
     assert len(asked) >= 3  # asked again at every deadline
     with pytest.raises(LLMStalled, match=r"sent nothing for 0\.05 s"):
-        await _within(0.05, late("words", 0.3), hung, "sent nothing for")
+        await within(0.05, late("words", 0.3), hung, "sent nothing for")
     with pytest.raises(LLMStalled):
-        await _within(0.05, late("words", 0.3), None, "sent nothing for")
+        await within(0.05, late("words", 0.3), None, "sent nothing for")
 
 
 def test_the_deadline_and_the_filler_follow_the_models_usual_pace():
