@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
 from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
@@ -55,6 +56,14 @@ class FirstClauseAggregator(SimpleTextAggregator):
 
     On the benchmark's answers (SmolLM2-135M, four runs) one first piece in five ran to the old
     limit of 8 words; each word is about 1.3 tokens, 25-30 ms apiece while the LLM shares the CPU.
+
+    A model that writes little faster than the voice speaks (a 1.7B model on two cores: seven
+    words a second, the voice three) would still leave the caller in silence while a later piece
+    fills up to `long_words`. So the cutter keeps an estimate of when the pieces passed on will
+    have been spoken (`spoken` tells it the voice's pace and the TTS server's lead, as measured),
+    and once that moment is less than a lead away, the words written so far go on as a piece of
+    their own, ended at the best break among them (`min_words` at least). A fast model is never
+    cut this way: its sentences are whole long before the voice gets to them.
     """
 
     def __init__(
@@ -64,6 +73,9 @@ class FirstClauseAggregator(SimpleTextAggregator):
         max_words: int = 6,
         long_words: int = 12,
         max_long_words: int = 20,
+        words_per_sec: float = 3.0,
+        lead_secs: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,36 +84,66 @@ class FirstClauseAggregator(SimpleTextAggregator):
         self._long_words = long_words
         self._max_long_words = max_long_words
         self._first = True
+        self._words_per_sec = words_per_sec
+        self._lead = lead_secs
+        self._clock = clock
+        self._spoken_by = 0.0  # when the pieces passed on will have been spoken (an estimate)
+
+    @property
+    def pace(self) -> tuple[float, float]:
+        """The estimates in use: the voice's words a second, and the TTS server's lead."""
+        return self._words_per_sec, self._lead
+
+    def spoken(self, words: int, audio_secs: float, lead_secs: float) -> None:
+        """What the TTS server made of one piece: `words` as `audio_secs` of speech, its first
+        audio `lead_secs` after the request. Keeps running estimates of both."""
+        if words >= 3 and audio_secs > 0:
+            pace = min(max(words / audio_secs, 1.0), 6.0)
+            self._words_per_sec = 0.8 * self._words_per_sec + 0.2 * pace
+        self._lead = 0.8 * self._lead + 0.2 * min(max(lead_secs, 0.0), 2.0)
+
+    def _passed_on(self, text: str) -> Aggregation:
+        now = self._clock()
+        starts = max(self._spoken_by, now + self._lead)
+        self._spoken_by = starts + len(text.split()) / self._words_per_sec
+        self._first = False
+        return Aggregation(text=text, type=TextType.SENTENCE)
 
     async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
         async for aggregation in super().aggregate(text):
-            self._first = False
-            yield aggregation
+            yield self._passed_on(aggregation.text)
         if self._aggregation_type != TextType.SENTENCE:
             return
         while cut := self._cut_here():  # never 0: a piece has words
             head, self._text = self._text[:cut].strip(), self._text[cut:].lstrip()
-            self._first = False
-            yield Aggregation(text=head, type=TextType.SENTENCE)
+            yield self._passed_on(head)
         if _PASSED_ON.search(self._text):
             # Pipecat's lookahead would wait for the next sentence's first letter, which the
             # guard sends only once that sentence is written to its end (seen: "It's actually
             # both!" spoken 0.86 s late, together with the sentence after it).
             whole = await super().flush()
             if whole and whole.text.strip():
-                self._first = False
-                yield Aggregation(text=whole.text.strip(), type=TextType.SENTENCE)
+                yield self._passed_on(whole.text.strip())
 
     def _cut_here(self) -> int | None:
         if self._first:
             return self._cut(self._min_words, self._max_words)
-        return self._cut(self._long_words, self._max_long_words)
+        cut = self._cut(self._long_words, self._max_long_words)
+        if cut is None and self._clock() + self._lead >= self._spoken_by:
+            # The voice is about to run out: whatever is written in full goes on now.
+            written = len(self._complete_words())
+            cut = self._cut(self._min_words, max(written, self._min_words))
+        return cut
 
-    def _cut(self, min_words: int, max_words: int) -> int | None:
-        """Where the piece may end, among the words written in full so far."""
+    def _complete_words(self) -> list[re.Match[str]]:
         words = list(re.finditer(r"\S+", self._text))
         if words and not self._text[-1].isspace():
             words.pop()  # still being written
+        return words
+
+    def _cut(self, min_words: int, max_words: int) -> int | None:
+        """Where the piece may end, among the words written in full so far."""
+        words = self._complete_words()
         for count, word in enumerate(words):
             if count >= min_words and word.group().lower() in _PHRASE_START:
                 return word.start()
@@ -120,4 +162,5 @@ class FirstClauseAggregator(SimpleTextAggregator):
 
     async def handle_interruption(self) -> None:
         self._first = True
+        self._spoken_by = 0.0  # nothing is left to be spoken
         await super().handle_interruption()

@@ -9,6 +9,7 @@ the text intact, and fetches the voice's latents again whenever the server comes
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -58,10 +59,11 @@ class KitTTSService(TTSService):
         )
         # Pipecat has no public hook for the aggregator; this is its sentence aggregator with
         # an earlier first cut (see bot/text.py).
-        self._text_aggregator = FirstClauseAggregator(
+        self._cutter = FirstClauseAggregator(
             aggregation_type=self._text_aggregator._aggregation_type,
             language=self._text_aggregator.language,
         )
+        self._text_aggregator = self._cutter
         self._base_url = base_url
         self._voice = voice
         self._language = language
@@ -176,6 +178,7 @@ class KitTTSService(TTSService):
         """One `/tts_stream` request: its audio in whole samples, or the refusal in words."""
         url = f"{self._base_url}/tts_stream"
         headers = {"Content-Type": "application/json"}
+        asked = time.monotonic()
         post = self._session.post(url, data=payload, headers=headers, timeout=self._timeout)
         async with post as response:
             if response.status != 200:
@@ -190,9 +193,16 @@ class KitTTSService(TTSService):
             frames = self._stream_audio_frames_from_iterator(
                 response.content.iter_any(), in_sample_rate=SERVER_RATE, context_id=context_id
             )
+            lead, audio_secs = None, 0.0
             async for frame in frames:
                 await self.stop_ttfb_metrics()
+                if isinstance(frame, TTSAudioRawFrame):
+                    lead = time.monotonic() - asked if lead is None else lead
+                    audio_secs += len(frame.audio) / (2 * frame.num_channels * frame.sample_rate)
                 yield frame
+            if lead is not None:
+                # The voice's pace and the server's lead, for the cutter's timing (bot/text.py).
+                self._cutter.spoken(len(text.split()), audio_secs, lead)
 
     async def _record_context_audio_outcome(self, context_id: str, received_audio: bool) -> None:
         # Pipecat reports a context that ends without audio as an error of its own; when the

@@ -228,3 +228,37 @@ async def test_the_callers_words_read_ahead_leave_only_the_last_to_read(stack):
     assert usage.value.prompt_tokens - read_before < 20, usage.value  # the last words only
     assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
     await llm.cleanup()
+
+
+async def test_a_sliding_history_window_is_not_read_again(stack):
+    """The bot's window drops the oldest exchange after each answer: the exchanges it keeps are
+    shifted in the server's cache (llama.cpp's cache reuse), not read again."""
+    persona = {"role": "system", "content": "You are Miss Harper, a friendly teacher."}
+    exchanges = [
+        ("Why is the sky blue?", "Sunlight bounces off tiny bits of air, and blue light "
+         "bounces the most, so the whole sky glows blue above us on a sunny day."),
+        ("What do bees eat?", "Bees drink sweet nectar from flowers and eat pollen, which "
+         "gives them protein; they carry both home to feed the whole hive."),
+        ("How tall is a giraffe?", "A grown giraffe can be as tall as five metres, taller "
+         "than a double-decker bus, and its neck alone is about two metres long."),
+        ("Can fish sleep?", "Fish do rest, although they have no eyelids to close; many "
+         "float still near the bottom or hide among rocks while they take a break."),
+    ]  # fmt: skip
+
+    def window(first: int, question: str) -> list[dict]:
+        messages = [persona]
+        for asked, answered in exchanges[first : first + 3]:
+            messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]  # fmt: skip
+        return [*messages, {"role": "user", "content": question}]
+
+    async def read(client: httpx.AsyncClient, messages: list[dict]) -> tuple[int, int]:
+        body = {"model": "local", "messages": messages, "max_tokens": 1, "id_slot": SLOT,
+                "cache_prompt": True, "temperature": 0}  # fmt: skip
+        reply = (await client.post(f"{stack.llm_url}/v1/chat/completions", json=body)).json()
+        return reply["timings"]["prompt_n"], reply["usage"]["prompt_tokens"]
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        await read(client, window(0, "Do cats dream?"))
+        read_again, prompt = await read(client, window(1, "Why do owls hoot?"))
+    # The new exchange and the question are new to the slot: about a third of the prompt.
+    assert read_again < prompt / 2, (read_again, prompt)

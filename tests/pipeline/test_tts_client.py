@@ -187,6 +187,23 @@ async def test_each_answer_is_spoken_whole_with_its_punctuation(server: Server):
         assert word in said, said
 
 
+async def test_the_text_cutter_learns_the_voices_pace_from_the_server(server: Server):
+    """The cutter times later pieces of a slow model's answer by the voice's pace and the
+    server's lead (bot/text.py): both come from what the real server sent."""
+    async with aiohttp.ClientSession() as session:
+        tts = KitTTSService(base_url=server.url, voice="", language="en", session=session)
+        assumed = tts._cutter.pace
+        sentences = (FIRST, *REST, SECOND)
+        down, _ = await run_test(
+            Pipeline([tts]), frames_to_send=[*answer(*sentences), SleepFrame(4)]
+        )
+    pcm = b"".join(f.audio for f in down if isinstance(f, TTSAudioRawFrame))
+    actual = sum(len(s.split()) for s in sentences) / (len(pcm) / 2 / SERVER_RATE)
+    words_per_sec, lead = tts._cutter.pace
+    assert abs(words_per_sec - actual) < abs(assumed[0] - actual), (assumed, words_per_sec, actual)
+    assert lead != assumed[1] and 0 < lead < 2
+
+
 async def test_requests_follow_the_contract_byte_for_byte_and_odd_pieces_are_reassembled(
     server: Server,
 ):

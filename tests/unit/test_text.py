@@ -165,3 +165,75 @@ def test_the_bots_tts_service_cuts_text_this_way():
 
     service = KitTTSService(base_url="http://127.0.0.1:1", voice="", language="en", session=None)
     assert isinstance(service._text_aggregator, FirstClauseAggregator)
+
+
+class Clock:
+    """The cutter's clock, moved by hand: each token of a slow model takes `step` seconds."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def written_at(
+    aggregator, text: str, secs_per_word: float, clock: Clock
+) -> list[tuple[float, str]]:
+    """(when, piece) for `text` written a word every `secs_per_word` (no flush)."""
+    out = []
+    for word in text.split():
+        clock.now += secs_per_word
+        out += [(clock.now, a.text) async for a in aggregator.aggregate(word + " ")]
+    return out
+
+
+def longest_silence(pieces_: list[tuple[float, str]], words_per_sec: float, lead: float) -> float:
+    """The longest wait between two pieces' speech, each spoken `lead` after it is cut at the
+    latest."""
+    ends, longest = None, 0.0
+    for when, piece in pieces_:
+        start = when + lead if ends is None else max(ends, when + lead)
+        longest = max(longest, 0.0 if ends is None else start - ends)
+        ends = start + len(piece.split()) / words_per_sec
+    return longest
+
+
+async def test_a_slow_model_gets_a_piece_passed_on_before_the_voice_runs_out():
+    # Seven words a second against a voice of three: without pacing, the second piece would wait
+    # for twenty words (2.9 s) while the first piece's six are spoken in 2 s: a hole of 0.9 s.
+    clock = Clock()
+    aggregator = FirstClauseAggregator(words_per_sec=3.0, lead_secs=0.3, clock=clock)
+    text = " ".join(f"w{i}" for i in range(60))
+    timed = await written_at(aggregator, text, 1 / 7, clock)
+    sizes = [len(piece.split()) for _, piece in timed]
+    assert sizes[0] == 6 and 3 <= sizes[1] < 20, sizes  # the second piece is paced
+    assert longest_silence(timed, 3.0, 0.3) < 0.15, timed
+    assert sum(sizes) >= 40  # the rest goes at the answer's end (flush)
+
+
+async def test_a_fast_model_is_not_cut_by_the_pace():
+    clock = Clock()
+    aggregator = FirstClauseAggregator(words_per_sec=3.0, lead_secs=0.3, clock=clock)
+    text = " ".join(f"w{i}" for i in range(40))
+    timed = await written_at(aggregator, text, 1 / 60, clock)
+    assert [len(piece.split()) for _, piece in timed] == [6, 20], timed
+
+
+async def test_the_pace_follows_what_the_tts_server_reports():
+    # A slow voice (1.5 words a second, measured) leaves more time: the same model is not paced.
+    clock = Clock()
+    aggregator = FirstClauseAggregator(words_per_sec=3.0, lead_secs=0.3, clock=clock)
+    for _ in range(20):
+        aggregator.spoken(6, 4.0, 0.1)
+    text = " ".join(f"w{i}" for i in range(40))
+    timed = await written_at(aggregator, text, 1 / 7, clock)
+    assert [len(piece.split()) for _, piece in timed][:2] == [6, 20], timed
+
+
+async def test_an_interruption_forgets_what_was_left_to_speak():
+    clock = Clock()
+    aggregator = FirstClauseAggregator(clock=clock)
+    await written_at(aggregator, "one two three four five six seven", 0.01, clock)
+    await aggregator.handle_interruption()
+    assert aggregator._spoken_by == 0.0
