@@ -118,6 +118,15 @@ COMPOSE_TARGETS := up-lite up-cpu up-nvidia up-mac-cpu up-metrics down logs ps m
 $(COMPOSE_TARGETS): export HF_TOKEN := $(call setting,HF_TOKEN,)
 $(COMPOSE_TARGETS): export TWILIO_AUTH_TOKEN := $(call setting,TWILIO_AUTH_TOKEN,)
 $(COMPOSE_TARGETS): export LLM_API_KEY := $(call setting,LLM_API_KEY,)
+# LLM_MODEL=auto (the default): on the CPU profile, the model this machine holds a conversation
+# with, by its cores and memory (bot/llm_choice.py); on a GPU or a Mac's Metal, the seed's.
+LLM_MODEL_SETTING := $(call setting,LLM_MODEL,auto)
+llm_model = $(shell m="$(LLM_MODEL_SETTING)"; if [ "$$m" != auto ]; then echo "$$m"; \
+	elif [ "$(1)" = cpu ]; then python3 -m bot.llm_choice --ollama; else echo llama3.1:8b; fi)
+$(COMPOSE_TARGETS): export LLM_MODEL := $(call llm_model,$(or $(PROFILE),cpu))
+up-lite up-nvidia up-mac-cpu: export LLM_MODEL := $(call llm_model,other)
+say_llm_model = @if [ "$(LLM_MODEL_SETTING)" = auto ]; then echo "LLM_MODEL=auto: $$(python3 -m bot.llm_choice)"; \
+	else echo "LLM: $(LLM_MODEL_SETTING) (LLM_MODEL)"; fi
 stack_tts_engine = $(if $(filter mac-native,$(PROFILE)),$(call setting,TTS_ENGINE,hibari),$(call setting,STACK_TTS_ENGINE,auto))
 PROFILE ?= cpu
 MAC_EXTRAS = $(EXTRAS) --extra mac $(if $(filter xtts,$(call setting,TTS_ENGINE,hibari)),--extra xtts)
@@ -141,8 +150,8 @@ compose-check: docker-check
 
 # The Mac's own Ollama, with the model the bot asks for.
 mac-ollama:
-	@ollama show "$(call setting,LLM_MODEL,llama3.1:8b)" >/dev/null 2>&1 || { \
-		echo "the Mac's Ollama does not answer, or lacks the model: start Ollama, then: ollama pull $(call setting,LLM_MODEL,llama3.1:8b)" >&2; exit 1; }
+	@ollama show "$(call llm_model,mac)" >/dev/null 2>&1 || { \
+		echo "the Mac's Ollama does not answer, or lacks the model: start Ollama, then: ollama pull $(call llm_model,mac)" >&2; exit 1; }
 
 up-lite: PROFILE = lite
 up-lite: compose-check ## Compose, air-gapped: the kit's own images (llama.cpp + SmolLM2, hibari, Whisper tiny.en)
@@ -152,7 +161,8 @@ up-lite: compose-check ## Compose, air-gapped: the kit's own images (llama.cpp +
 	$(READY)
 
 up-cpu: PROFILE = cpu
-up-cpu: compose-check ## Compose: Ollama (llama3.1:8b), TTS server and bot on the CPU
+up-cpu: compose-check ## Compose: Ollama (the model this machine can hold a conversation with), TTS server and bot on the CPU
+	$(say_llm_model)
 	@echo "$(FIRST_START)"
 	@$(compose_build) --profile cpu up --build --detach --wait bot-cpu
 	$(READY)
@@ -169,7 +179,7 @@ apple-silicon:
 up-mac: apple-silicon mac-ollama ## Apple Silicon, native: the Mac's Ollama, TTS on MPS, Whisper on MLX
 	@$(UV) --version >/dev/null 2>&1 || { $(INSTALL_UV); }
 	@$(UV) sync --frozen $(MAC_EXTRAS)
-	@TTS_DEVICE=mps WHISPER_DEVICE=mlx LLM_BASE_URL=http://127.0.0.1:11434/v1 \
+	@TTS_DEVICE=mps WHISPER_DEVICE=mlx LLM_BASE_URL=http://127.0.0.1:11434/v1 LLM_MODEL=$(call llm_model,mac) \
 		$(UV) run --frozen $(MAC_EXTRAS) python scripts/run.py
 
 up-mac-cpu: PROFILE = mac-native

@@ -75,7 +75,12 @@ class Settings(BaseSettings):
 
     # Language model (any OpenAI-compatible server)
     llm_base_url: str = "http://127.0.0.1:11434/v1"
-    llm_model: str = "llama3.1:8b"
+    llm_model: str = Field(
+        "auto",
+        min_length=1,
+        description="auto: the Ollama model this machine holds a conversation with "
+        "(bot/llm_choice.py); the seed's: llama3.1:8b",
+    )
     # Also read from /run/secrets/llm_api_key (Compose); empty there means none.
     llm_api_key: str = Field(
         "EMPTY", description="Bearer token for vLLM --api-key; 'EMPTY' for none"
@@ -242,6 +247,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
         return value.rstrip("/")
+
+    @field_validator("llm_model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if value.strip() != "auto":
+            return value.strip()
+        from bot.llm_choice import choose
+
+        return choose().model.ollama
 
     @field_validator("llm_api_key")
     @classmethod

@@ -1,8 +1,9 @@
 """`make run`: start the LLM server, the TTS server and the bot natively, and supervise them.
 
 - LLM: the OpenAI-compatible server at LLM_BASE_URL when it answers and serves LLM_MODEL
-  (e.g. a local Ollama); otherwise, or when LLM_GGUF names a file, the embedded llama.cpp server
-  (scripts/llm_server.py) with that file.
+  (e.g. a local Ollama; `auto`: the model for this machine, bot/llm_choice.py); otherwise, or
+  when LLM_GGUF names a file, the embedded llama.cpp server (scripts/llm_server.py) with that
+  file, or with the model for this machine (LLM_GGUF=auto).
 - TTS: the server at XTTS_BASE_URL when it is already up; otherwise `python -m xtts`, and when
   the configured engine cannot run here (its packages or weights are not installed: the engine
   registry says so up front, or the server exits with EXIT_UNAVAILABLE), the offline hibari
@@ -34,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict  # noqa: E402
 
 from bot.config import load_settings  # noqa: E402
 from bot.health import probe_llm, probe_tts  # noqa: E402
+from bot.llm_choice import choose  # noqa: E402
 from scripts.llm_server import LLMServerSettings, settings_problems  # noqa: E402
 
 
@@ -190,6 +192,9 @@ async def main() -> int:
         problem = f"LLM_GGUF is {embedded.llm_gguf}"
     if problem is None:
         say(f"LLM: using {settings.llm_model} at {settings.llm_base_url}")
+        chosen = choose()
+        if settings.llm_model == chosen.model.ollama:
+            say(f"LLM: {chosen.model.name} is the model for this machine ({chosen.why})")
     else:
         port = embedded.llm_server_port
         say(f"LLM: {problem}; starting the embedded llama.cpp server on :{port}")

@@ -333,9 +333,10 @@ def test_the_rendered_environments_are_valid_settings(profile, monkeypatch, tmp_
     TTSSettings(_env_file=None)
 
 
-# Empty in .env.example: the Makefile picks them (the base image it can get, the host's CA bundle);
-# Compose alone falls back to the official Python image and no bundle.
-CHOSEN_BY_MAKE = {"BASE_IMAGE", "BUILD_CA_BUNDLE"}
+# Empty (or auto) in .env.example: the Makefile picks them (the base image it can get, the host's
+# CA bundle, the LLM for the machine); Compose alone falls back to the official Python image, no
+# bundle and the seed's llama3.1:8b.
+CHOSEN_BY_MAKE = {"BASE_IMAGE": "", "BUILD_CA_BUNDLE": "", "LLM_MODEL": "auto"}
 
 
 def test_every_interpolated_variable_is_in_env_example_with_the_same_default():
@@ -343,7 +344,7 @@ def test_every_interpolated_variable_is_in_env_example_with_the_same_default():
     for name, defaults in interpolated_variables().items():
         assert name in documented, f"{name} is used by compose.yaml but not in .env.example"
         if name in CHOSEN_BY_MAKE:
-            assert documented[name] == "", name
+            assert documented[name] == CHOSEN_BY_MAKE[name], name
             continue
         assert defaults <= {documented[name]}, f"{name}: compose default {defaults}"
 
@@ -409,9 +410,15 @@ def test_ollama_and_vllm_images_are_pinned_and_vllm_matches_modal():
     assert re.fullmatch(r"ollama/ollama:\d+\.\d+\.\d+", ollama), ollama
 
 
+def without_make(env: dict[str, str]) -> dict[str, str]:
+    """`env` with what only the Makefile resolves as Compose alone takes it (LLM_MODEL=auto: the
+    seed's model)."""
+    return {**env, "LLM_MODEL": "llama3.1:8b"} if env.get("LLM_MODEL") == "auto" else env
+
+
 def test_an_empty_env_file_still_renders_with_the_defaults():
     defaults = render("cpu", env={})
-    documented = render("cpu")
+    documented = render("cpu", env=without_make(dotenv()))
     # Each default in compose.yaml is .env.example's value, so a missing .env line changes nothing.
     assert defaults["services"] == documented["services"]
 
@@ -499,7 +506,7 @@ def test_docker_compose_needs_no_env_file(profile, tmp_path):
     """A fresh clone has no .env: Compose renders every profile from its own defaults, the same
     as with .env.example."""
     rendered = compose_config(profile, tmp_path)["services"]
-    for name, service in render(profile)["services"].items():
+    for name, service in render(profile, env=without_make(dotenv()))["services"].items():
         assert rendered[name].get("environment", {}) == environment(service), name
 
 

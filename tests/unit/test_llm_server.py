@@ -62,3 +62,29 @@ def test_a_path_is_taken_as_given_and_a_missing_one_is_refused(no_hub, tmp_path)
     assert llm_server.resolve_gguf(str(gguf), "r", "f") == gguf
     with pytest.raises(SystemExit, match="LLM_GGUF: no such file"):
         llm_server.resolve_gguf(str(tmp_path / "absent.gguf"), "r", "f")
+
+
+def test_auto_takes_the_model_chosen_for_the_machine_and_says_why(tmp_path, monkeypatch, caplog):
+    from bot import llm_choice
+
+    chosen = llm_choice.choose(cores=8, memory_gib=32)
+    monkeypatch.setattr(llm_choice, "choose", lambda: chosen)
+    monkeypatch.setattr(llm_server, "MODELS", tmp_path)
+    (tmp_path / chosen.model.file).write_bytes(b"GGUF")  # downloaded before
+    with caplog.at_level("INFO", logger="llm-server"):
+        path = llm_server.resolve_gguf("auto")
+    assert path == tmp_path / "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+    assert "LLM_GGUF=auto: Llama-3.1-8B-Instruct (8 cores" in caplog.text
+    # LLM_GGUF_REPO and LLM_GGUF_FILE, when set, are taken instead.
+    (tmp_path / "mine.gguf").write_bytes(b"GGUF")
+    assert llm_server.resolve_gguf("auto", "me/mine", "mine.gguf") == tmp_path / "mine.gguf"
+
+
+def test_auto_takes_the_bundled_model_where_memory_is_short(no_hub, tmp_path, monkeypatch):
+    from bot import llm_choice
+
+    short = llm_choice.choose(cores=16, memory_gib=2)
+    monkeypatch.setattr(llm_choice, "choose", lambda: short)
+    monkeypatch.setattr(llm_server, "CACHE", tmp_path / "llm")
+    path = llm_server.resolve_gguf("auto")
+    assert path.name == "SmolLM2-135M-Instruct.Q8_0.gguf"
