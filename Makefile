@@ -7,7 +7,7 @@ INSTALL_UV := python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip in
 EXTRAS := --extra bot --extra tts --extra piper --extra llm
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium voices run test test-fast lint typecheck hooks format bench twin turn-study noise-study
+.PHONY: help install chromium voices run test test-fast lint typecheck hooks format bench call-cost twin turn-study noise-study
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -80,6 +80,11 @@ ifeq ($(MODE),overlap)
 else
 	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS)) $(if $(LLM),--llm $(LLM))
 endif
+
+# The bot process's CPU per call, from /proc, while callers are connected and silent, speak and
+# listen (scripts/call_cost.py; starts make run's stack on the bundled model).
+call-cost: install voices ## What a call costs the bot's CPU: idle, listening, talking [CALLS=N]
+	@$(UV) run --frozen $(EXTRAS) python scripts/call_cost.py $(if $(CALLS),--calls $(CALLS))
 
 # A GGUF with a real model's shapes, types and vocabulary and random weights, into models/twins/:
 # it runs at that model's speed where its weights cannot be downloaded (scripts/timing_twin.py).

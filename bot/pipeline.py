@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, TTSSpeakFrame
+from pipecat.frames.frames import ErrorFrame, Frame, InputAudioRawFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, MeasuredFrom
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -22,6 +22,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.filters.function_filter import FunctionFilter
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
 
@@ -48,6 +49,10 @@ AUDIO_OUT_RATE = SERVER_RATE
 _APOLOGY = {
     "llm": "Sorry, I can't think right now: my language model is not answering. Please try again soon.",
 }
+
+
+async def _not_input_audio(frame: Frame) -> bool:
+    return not isinstance(frame, InputAudioRawFrame)
 
 
 def audio_params() -> dict:
@@ -101,6 +106,9 @@ async def run_call(
             transport.input(),
             stt,
             user_aggregator,
+            # The caller's audio ends here: nothing further down hears it, and each 20 ms frame
+            # used to pass six more processors and every observer (docs/scaling.md).
+            FunctionFilter(_not_input_audio, filter_system_frames=True),
             llm,
             tts,
             HeldSpeech(),  # an answer to a turn not yet confirmed waits here, as audio

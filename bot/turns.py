@@ -135,6 +135,11 @@ class NoiseFloor:
         self._frames: deque[float] = deque(maxlen=max(2, round(0.5 / frame_secs)))  # dBFS
         self._levels: deque[float] = deque(maxlen=max(1, round(history_secs / frame_secs)))
         self._needed = max(1, round(0.3 / frame_secs))
+        # The floor is asked for every VAD window; a percentile of 150 levels costs more than
+        # the rest of the frame's work, and over 3 s of history it moves little in 0.1 s.
+        self._floor: float | None = None
+        self._stale = max(1, round(0.1 / frame_secs))
+        self._since = self._stale
         # How much the room itself sounds like speech to Silero (0-1): undecided at first, so
         # that people talking from the start of a call are kept out until Silero has heard them.
         self._voices = 0.5
@@ -145,6 +150,7 @@ class NoiseFloor:
         self._recent.append(float(np.mean(samples**2)))
         self._frames.append(_db(self._recent[-1]))
         self._levels.append(self.level)
+        self._since += 1
 
     @property
     def rising(self) -> bool:
@@ -165,7 +171,9 @@ class NoiseFloor:
         """The room's level in dBFS, once known."""
         if len(self._levels) < self._needed:
             return None
-        return float(np.percentile(self._levels, 10))
+        if self._floor is None or self._since >= self._stale:
+            self._floor, self._since = float(np.percentile(self._levels, 10)), 0
+        return self._floor
 
     def judge(self, confidence: float) -> None:
         """Take Silero's confidence for the latest audio: at the room's level, it says whether

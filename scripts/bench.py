@@ -313,7 +313,7 @@ def resolve_llm(choice: str) -> Path:
 @contextmanager
 def stack_with(gguf: Path, url: str):
     """`make run`'s stack, its embedded llama.cpp server serving `gguf`, for the benchmark's
-    length; `url` must be free."""
+    length (yields the launcher's process id); `url` must be free."""
     if not _gone(url, within=30):  # a stack just stopped may still be closing
         raise SystemExit(f"a bot already answers at {url}: stop it, or leave --llm out")
     env = {**os.environ, "LLM_GGUF": str(gguf), "BOT_PORT": str(urlparse(url).port or 7860)}
@@ -332,7 +332,7 @@ def stack_with(gguf: Path, url: str):
                 time.sleep(1)
             else:
                 raise SystemExit(f"the stack did not start; see {log}")
-            yield
+            yield stack.pid
         finally:
             stack.send_signal(signal.SIGINT)
             stack.wait(60)

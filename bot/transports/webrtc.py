@@ -30,6 +30,7 @@ from pydantic import (
 from bot.calls import CallManager
 from bot.options import BadOptions, CallOptions
 from bot.pipeline import transport_params
+from bot.transports.quiet_track import use_quiet_track
 
 # An SDP offer is a few kilobytes; the persona prompt in requestData is capped at 4000 characters.
 MAX_BODY_BYTES = 256 * 1024
@@ -207,6 +208,7 @@ class Signalling:
         self.calls = calls
         self.handler = handler
         self.offered: dict[str, asyncio.Task] = {}  # each WebRTC call by its pc_id
+        use_quiet_track()  # no packets of silence between answers
 
     def call_starter(self, options: CallOptions, started: list[bool]):
         """The callback the handler runs with a new peer connection: it starts the call."""

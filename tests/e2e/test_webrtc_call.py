@@ -49,6 +49,13 @@ async def test_spoken_question_gets_a_spoken_answer(stack):
         greeting = await greeting_of(caller)
         assert rms(greeting) > 0.01, "greeting is silent"
         assert "harper" in transcribe(greeting, CALLER_RATE)
+        # Between the greeting and the answer the bot sends no packets of silence
+        # (bot/transports/quiet_track.py): nothing arrives while it has nothing to say.
+        await caller.wait_for(lambda: not caller.bot_speaking(), 30, "the greeting's end")
+        await asyncio.sleep(0.5)  # its last packets on the way
+        quiet_from = asyncio.get_running_loop().time()
+        await asyncio.sleep(1.5)
+        assert not caller.audio_between(quiet_from, quiet_from + 1.5), "silence was sent"
 
         transcript, answer, turn = await ask(caller, QUESTION)
         assert "capital" in words(transcript) and "france" in words(transcript), transcript
