@@ -192,6 +192,9 @@ async def main() -> int:
         problem = f"LLM_GGUF is {embedded.llm_gguf}"
     if problem is None:
         say(f"LLM: using {settings.llm_model} at {settings.llm_base_url}")
+        # The model as chosen here: the bot, choosing again once Ollama has taken memory for it,
+        # could come to another (LLM_MODEL=auto goes by the memory free).
+        bot_env["LLM_MODEL"] = settings.llm_model
         chosen = choose()
         if settings.llm_model == chosen.model.ollama:
             say(f"LLM: {chosen.model.name} is the model for this machine ({chosen.why})")

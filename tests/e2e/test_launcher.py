@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from bot.llm_choice import choose
+from scripts.call_cost import bot_pid
 from scripts.llm_server import fast_bundled_gguf
 from scripts.timing_twin import build
 from tests.support import ARTIFACTS, ROOT, free_port
@@ -18,20 +22,27 @@ from tests.support import ARTIFACTS, ROOT, free_port
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def other_llm_server():
-    """A real llama.cpp server (in this process) serving the configured LLM_MODEL, `other`."""
+@contextlib.contextmanager
+def llm_server_as(model: str):
+    """A real llama.cpp server (in this process) answering as `model`, as Ollama would."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
     params.model.path = str(fast_bundled_gguf())
-    params.model_alias = {"other"}
+    params.model_alias = {model}
     params.hostnames = ["127.0.0.1"]
     params.port = free_port()
     params.n_ctx = 512
     server = xllamacpp.Server(params)
     yield f"http://127.0.0.1:{params.port}/v1"
     del server
+
+
+@pytest.fixture
+def other_llm_server():
+    """The configured LLM_MODEL, `other`, served."""
+    with llm_server_as("other") as url:
+        yield url
 
 
 def test_run_starts_the_offline_stack_and_ctrl_c_stops_it(other_llm_server, tmp_path):
@@ -88,6 +99,46 @@ def test_run_starts_the_offline_stack_and_ctrl_c_stops_it(other_llm_server, tmp_
     for port in (bot_port, tts_port, llm_port):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_run_uses_a_server_with_the_model_for_this_machine_and_the_bot_asks_for_it():
+    """LLM_MODEL=auto: the launcher finds the model chosen for this machine already served (an
+    Ollama with it pulled), says why that one, and hands the bot that model, rather than have it
+    choose again once the server has taken memory for the model (the choice goes by the memory
+    free)."""
+    model = choose().model.ollama
+    bot_port = free_port()
+    with llm_server_as(model) as url:
+        env = {
+            **os.environ,
+            "BOT_PORT": str(bot_port),
+            "XTTS_BASE_URL": f"http://127.0.0.1:{free_port()}",
+            "LLM_BASE_URL": url,
+            "LLM_MODEL": "auto",
+            "LLM_GGUF": "auto",
+            "LLM_SERVER_PORT": str(free_port()),
+        }
+        launcher = subprocess.Popen(
+            [sys.executable, "scripts/run.py"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            out = ""
+            deadline = time.monotonic() + 180
+            assert launcher.stdout is not None
+            while "ready: open http://localhost" not in out:
+                assert launcher.poll() is None and time.monotonic() < deadline, out
+                out += launcher.stdout.readline()
+            assert f"LLM: using {model} at {url}" in out, out
+            assert "is the model for this machine" in out and "cores" in out, out
+            assert "starting the embedded llama.cpp server" not in out, out
+            ready = httpx.get(f"http://127.0.0.1:{bot_port}/ready").json()
+            assert ready["ready"] is True, ready
+            environ = Path(f"/proc/{bot_pid(launcher.pid)}/environ").read_bytes().split(b"\0")
+            assert f"LLM_MODEL={model}".encode() in environ
+        finally:
+            launcher.send_signal(signal.SIGINT)
+            launcher.wait(30)
 
 
 def test_run_stops_on_a_tts_settings_error_instead_of_falling_back():
