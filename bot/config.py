@@ -16,6 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 # Container secrets (Compose `secrets:`): a file per setting, e.g. /run/secrets/twilio_auth_token.
 SECRETS_DIR = Path("/run/secrets")
+# Calls a core takes without slowing any of them, with the LLM and TTS servers on the same cores:
+# on 2 cores two calls answer as fast as one, four take every caller's wait past a second and a
+# half (docs/scaling.md, "Calls per core").
+CALLS_PER_CORE = 1
 
 # The XTTS v2 language set: the TTS contract speaks these codes (pinned against the TTS server's
 # own list by tests/unit/test_bot_config.py; the two share no code).
@@ -121,12 +125,16 @@ class Settings(BaseSettings):
     # Calls beyond this are refused before any media (503, close code 1013, a busy message on
     # the phone) rather than slowing every call down.
     bot_max_calls: int = Field(
-        0, ge=0, le=1000, description="calls at once; 0 = one per CPU core (see max_calls)"
+        0,
+        ge=0,
+        le=1000,
+        description="calls at once in this bot process; 0 = its share of the machine's "
+        "(CALLS_PER_CORE per core, shared by BOT_REPLICAS)",
     )
-    # Calls run in this many worker processes behind one front process (bot/workers.py), so
-    # that they are not bound by one Python interpreter; 1 = everything in one process.
-    bot_workers: int = Field(
-        0, ge=0, le=64, description="bot processes for the calls; 0 = one per two cores"
+    # Compose runs this many bot processes behind the kit's proxy (docker/proxy.conf), sharing
+    # the machine: each takes its share of the calls. `make run` runs one.
+    bot_replicas: int = Field(
+        1, ge=1, le=64, description="bot processes sharing this machine (Compose's replicas)"
     )
     # Spoken answers: at most this many words and sentences; a repeating answer is cut earlier.
     bot_max_answer_words: int = Field(60, ge=5, le=1000)
@@ -285,15 +293,9 @@ class Settings(BaseSettings):
 
     @property
     def max_calls(self) -> int:
-        """BOT_MAX_CALLS, or one call per core: on 2 cores two calls answer as fast as one, and
-        four at once slow every call to several seconds (measured; see docs/scaling.md)."""
-        return self.bot_max_calls or max(1, os.cpu_count() or 1)
-
-    @property
-    def workers(self) -> int:
-        """BOT_WORKERS, or one per two cores (a call's audio path takes about a third of a core
-        in the bot, and the LLM and TTS servers need the rest); never more than the calls."""
-        return min(self.bot_workers or max(1, (os.cpu_count() or 1) // 2), self.max_calls)
+        """BOT_MAX_CALLS, or this process's share of CALLS_PER_CORE calls per core."""
+        machine = CALLS_PER_CORE * (os.cpu_count() or 1)
+        return self.bot_max_calls or max(1, machine // self.bot_replicas)
 
     @property
     def system_prompt(self) -> str:

@@ -27,12 +27,11 @@ _READ_TIMEOUT_SECS = 300.0  # an 8B model on 2 cores reads a long persona in wel
 class PersonaCache:
     """Reads `settings.system_prompt` into the server once; restores it into a call's slot."""
 
-    def __init__(self, settings: Settings, first_slot: int = 0):
+    def __init__(self, settings: Settings):
         self._settings = settings
-        self._first_slot = first_slot
         self._root = settings.llm_base_url.removesuffix("/v1")
         digest = hashlib.sha1(f"{settings.llm_model}\n{settings.system_prompt}".encode())
-        self.filename = f"persona-{digest.hexdigest()[:12]}-{first_slot}.bin"
+        self.filename = f"persona-{digest.hexdigest()[:12]}.bin"
         self.saved = False  # the slot file exists on the server
 
     async def warm(self, session: aiohttp.ClientSession, slots: int | None) -> None:
@@ -44,7 +43,7 @@ class PersonaCache:
             "max_tokens": 1,
         }
         if slots:
-            body["id_slot"] = self._first_slot
+            body["id_slot"] = 0
         headers = {"Authorization": f"Bearer {self._settings.llm_api_key}"}
         while True:
             try:
@@ -61,7 +60,7 @@ class PersonaCache:
                 logger.debug(f"persona not read yet: {error.__class__.__name__}")
             await asyncio.sleep(_RETRY_SECS)
         if slots:
-            self.saved = await self._slot_action(session, self._first_slot, "save")
+            self.saved = await self._slot_action(session, 0, "save")
         logger.info(
             "the persona is in the LLM server's cache"
             + (f" and saved as {self.filename}" if self.saved else "")

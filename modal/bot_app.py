@@ -37,6 +37,16 @@ LLM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 WHISPER_MODEL = "large-v3-turbo"
 MINUTES = 60
 
+# Sized from the measured cost of a call (docs/scaling.md, "Calls per core"): the bot's process
+# spends 13 % of a core on a connected, silent call and 27 % while the bot talks (2-vCPU x86,
+# `make call-cost`). Whisper's turns run on the T4 here, a fraction of a second per turn, so the
+# container's CPU runs out first: each call is given the talking figure with some headroom, and
+# one core more for the event loop's bursts (a call starting, the page's files, /ready).
+CORES_PER_CALL = 0.3
+CALLS_PER_CONTAINER = 8
+# Page loads, offers and probes are inputs too, beside each call's one long input.
+SPARE_INPUTS = 4
+
 # CUDA and cuDNN from NVIDIA's runtime image (CTranslate2 loads them; the wheels do not carry
 # them), the same base as the bot image's CUDA build (docker/Dockerfile). Dependencies from
 # uv.lock (the bot extra, no torch), then Whisper baked in, then the code.
@@ -57,6 +67,8 @@ image = (
             "WHISPER_DEVICE": "cuda",
             "WHISPER_COMPUTE_TYPE": "float16",
             "LLM_MODEL": LLM_MODEL,
+            # The call beyond the container's share is refused in words, never slowed down.
+            "BOT_MAX_CALLS": str(CALLS_PER_CONTAINER),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -90,6 +102,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 @app.function(
     image=image,
     gpu="T4",
+    cpu=CALLS_PER_CONTAINER * CORES_PER_CALL + 1.0,
     secrets=[
         modal.Secret.from_name("voice-kit-llm-key", required_keys=["LLM_API_KEY"]),
         modal.Secret.from_name("voice-kit-bot"),
@@ -100,10 +113,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     # A call is one long input (the WebSocket or the Twilio stream): allow an hour per call.
     timeout=60 * MINUTES,
 )
-# Several calls share one container and its GPU: a turn's transcription takes a fraction of a
-# second on the T4, the rest of a call is waiting on the caller, the LLM and the TTS server.
-# Page loads and WebRTC offers count as inputs too, hence some headroom over the calls.
-@modal.concurrent(max_inputs=20, target_inputs=10)
+# Several calls share one container and its GPU. Modal starts another container once the
+# containers average CALLS_PER_CONTAINER inputs, and sends none past max_inputs.
+@modal.concurrent(max_inputs=CALLS_PER_CONTAINER + SPARE_INPUTS, target_inputs=CALLS_PER_CONTAINER)
 @modal.asgi_app()
 def web() -> FastAPI:
     """Called once per container: one app, one Whisper model, many calls."""

@@ -180,6 +180,7 @@ class Caller(Session):
         self.pc = RTCPeerConnection()
         self._reader: asyncio.Task | None = None
         self.pc_id: str | None = None  # the bot's id for this peer connection, from the answer
+        self.call_url: str | None = None  # where its later requests go (the answering process)
 
     async def connect(self, options: dict[str, str] | None = None) -> None:
         """Call the bot; `options` (voice, language, prompt) travel with the offer."""
@@ -213,6 +214,7 @@ class Caller(Session):
         response.raise_for_status()
         answer = response.json()
         self.pc_id = answer.get("pc_id")
+        self.call_url = answer.get("call_url")
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
 
     async def _record(self, track: MediaStreamTrack) -> None:
@@ -279,6 +281,11 @@ class SocketCaller(Session):
                 self.audio.append((starts, frame.audio.audio))
             elif kind == "message":
                 self._received(json.loads(frame.message.data))
+
+    @property
+    def ended(self) -> bool:
+        """The bot's side of the socket has closed."""
+        return bool(self._tasks) and self._tasks[0].done()
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -182,7 +182,8 @@ async def main() -> int:
         say(settings_problems(error))
         return 2
     timeout = launcher.run_ready_timeout
-    bot_env: dict[str, str] = {}
+    # One bot process and no proxy: it takes every call this machine can (BOT_REPLICAS is Compose's).
+    bot_env: dict[str, str] = {"BOT_REPLICAS": "1"}
     processes: dict[str, asyncio.subprocess.Process] = {}
 
     async with aiohttp.ClientSession() as session:

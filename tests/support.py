@@ -260,3 +260,28 @@ def ulaw2lin(ulaw: bytes) -> bytes:
     segment, mantissa = (code >> 4) & 7, code & 0x0F
     magnitude = (((mantissa << 3) + 0x84) << segment) - 0x84
     return np.where(code & 0x80, -magnitude, magnitude).astype("<i2").tobytes()
+
+
+@contextlib.contextmanager
+def bot_app_client(**overrides):
+    """The bot's real app in this process with Whisper loaded and the LLM and TTS servers down
+    (nothing listens on their ports): a Starlette TestClient."""
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+    from bot.config import Settings
+    from bot.models import bundled_whisper_path
+
+    settings = Settings(
+        whisper_model=bundled_whisper_path(),
+        whisper_device="cpu",
+        llm_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        xtts_base_url=f"http://127.0.0.1:{free_port()}",
+        **overrides,
+    )
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 60
+        while client.app.state.calls.speech is None:
+            assert time.monotonic() < deadline, "Whisper did not load"
+            time.sleep(0.1)
+        yield client

@@ -19,13 +19,16 @@ from fastapi.responses import JSONResponse, Response
 from loguru import logger
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from starlette.requests import HTTPConnection
 from twilio.request_validator import RequestValidator
 
 from bot.calls import CallManager
 from bot.config import Settings
 from bot.pipeline import audio_params
+from bot.replica import others_may_answer, public_path
 from bot.transports.websocket import MAX_MESSAGE_BYTES, POLICY_VIOLATION, TRY_AGAIN_LATER
 
+STREAM_PATH = "/twilio/ws"
 _TOKEN_TTL_SECS = 30.0
 _START_TIMEOUT_SECS = 10.0
 _XML = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -58,8 +61,10 @@ class StreamTokens:
         return False
 
 
-def stream_url(settings: Settings, request_host: str, path: str = "/twilio/ws") -> str:
-    base = settings.public_url or f"https://{request_host}"
+def stream_url(settings: Settings, connection: HTTPConnection) -> str:
+    """The stream's URL as Twilio has it: this replica's, behind the kit's proxy."""
+    base = settings.public_url or f"https://{connection.headers.get('host', 'localhost')}"
+    path = public_path(connection, STREAM_PATH)
     return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
 
 
@@ -81,21 +86,20 @@ async def start_recording(settings: Settings, call_sid: str) -> None:
         logger.opt(exception=error).debug("call recording: the cause")
 
 
-def twilio_router(calls: CallManager, stream_path: str = "/twilio/ws") -> APIRouter:
+def twilio_router(calls: CallManager) -> APIRouter:
     """The phone line's routes: the voice webhook and the media stream's WebSocket."""
-    line = PhoneLine(calls, stream_path)
+    line = PhoneLine(calls)
     router = APIRouter()
     router.add_api_route("/twilio/voice", line.voice, methods=["POST"])
-    router.add_api_websocket_route(stream_path, line.stream)
+    router.add_api_websocket_route(STREAM_PATH, line.stream)
     return router
 
 
 class PhoneLine:
     """One bot's Twilio number: the signature check, the stream tokens and the two handlers."""
 
-    def __init__(self, calls: CallManager, stream_path: str = "/twilio/ws") -> None:
+    def __init__(self, calls: CallManager) -> None:
         self.calls = calls
-        self.stream_path = stream_path
         self.settings = settings = calls.settings
         self.token = settings.twilio_auth_token.get_secret_value()
         self.validator = RequestValidator(self.token) if self.token else None
@@ -123,6 +127,8 @@ class PhoneLine:
             logger.warning("Twilio webhook refused: bad or missing signature")
             return JSONResponse({"error": "X-Twilio-Signature: missing or invalid"}, 403)
         if not self.calls.has_room():
+            if others_may_answer(request):  # the proxy tries the other replicas first
+                return JSONResponse({"error": self.calls.busy_message()}, 503)
             busy = f"<Say>{escape(BUSY)}</Say><Hangup/>"
             return Response(f"{_XML}<Response>{busy}</Response>", media_type="application/xml")
         parameters = {
@@ -133,14 +139,15 @@ class PhoneLine:
                 if key in form
             },
         }
-        ws_url = stream_url(settings, request.headers.get("host", "localhost"), self.stream_path)
-        return Response(_connect_twiml(ws_url, parameters), media_type="application/xml")
+        twiml = _connect_twiml(stream_url(settings, request), parameters)
+        return Response(twiml, media_type="application/xml")
 
     async def stream(self, websocket: WebSocket) -> None:
         """The call's audio: checked (signature, then stream token) before any pipeline starts."""
         settings, calls = self.settings, self.calls
-        url = stream_url(settings, websocket.headers.get("host", "localhost"), self.stream_path)
-        if not self.signed(url, {}, websocket.headers.get("x-twilio-signature")):
+        if not self.signed(
+            stream_url(settings, websocket), {}, websocket.headers.get("x-twilio-signature")
+        ):
             logger.warning("Twilio stream refused: bad or missing signature")
             return await websocket.close(POLICY_VIOLATION)  # before accepting: a 403 handshake
         await websocket.accept()

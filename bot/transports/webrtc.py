@@ -30,6 +30,7 @@ from pydantic import (
 from bot.calls import CallManager
 from bot.options import BadOptions, CallOptions
 from bot.pipeline import transport_params
+from bot.replica import public_path
 from bot.transports.quiet_track import use_quiet_track
 
 # An SDP offer is a few kilobytes; the persona prompt in requestData is capped at 4000 characters.
@@ -247,9 +248,12 @@ class Signalling:
             return _busy(calls.busy_message())
         started: list[bool] = []
         try:
-            return await self.handler.handle_web_request(
+            answer = await self.handler.handle_web_request(
                 parsed, self.call_starter(options, started)
             )
+            assert answer is not None  # the handler raises rather than answer nothing
+            # Where this call's candidates and hang-up go: this process, behind a proxy too.
+            return {**answer, "call_url": public_path(request, "/api/offer")}
         except HTTPException as error:  # the handler's own refusals are words for the caller
             return JSONResponse({"error": str(error.detail)}, error.status_code)
         except Exception as error:  # aiortc's SDP parsers raise anything from ValueError on

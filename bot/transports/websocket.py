@@ -11,6 +11,7 @@ import asyncio
 import json
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from loguru import logger
 from pipecat.serializers.protobuf import ProtobufFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
@@ -18,6 +19,7 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from bot.calls import CallManager
 from bot.options import BadOptions
 from bot.pipeline import audio_params
+from bot.replica import others_may_answer
 
 # WebSocket close codes, for both call sockets (/ws and /twilio/ws).
 POLICY_VIOLATION = 1008
@@ -38,6 +40,10 @@ def websocket_router(calls: CallManager) -> APIRouter:
 
     @router.websocket("/ws")
     async def call(websocket: WebSocket) -> None:
+        if others_may_answer(websocket) and not (calls.ready and calls.has_room()):
+            # Before the upgrade, where the proxy can still hand the call to another replica.
+            message = calls.busy_message() if calls.ready else "the bot is still loading"
+            return await websocket.send_denial_response(JSONResponse({"error": message}, 503))
         await websocket.accept()
         try:
             first = await asyncio.wait_for(websocket.receive_text(), _START_TIMEOUT_SECS)

@@ -4,8 +4,9 @@ The engine: Docker's own when one answers; else, as root, Debian's `docker.io` i
 `dockerd` is missing and a `dockerd` is started for these tests (and stopped after them: only what
 the suite started is stopped). Without root and without an engine the suite is skipped, saying so.
 
-The stack: `make up-lite` under its own Compose project name and a free port, with the host's CA
-bundle (plus a marker line) as the build secret, and `make down` at the end.
+The stack: `make up-lite` under its own Compose project name and a free port, with two bot
+replicas of two lines each behind the proxy, the host's CA bundle (plus a marker line) as the
+build secret, and `make down` at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PROJECT = "offgrid-voice-kit-test"
 # The label docker/Dockerfile puts on every image it builds.
 KIT_LABEL = "org.opencontainers.image.title=offgrid-voice-kit"
+REPLICAS = 2  # bot processes behind the proxy
+LINES = 2  # calls each takes
 
 
 def engine_answers() -> bool:
@@ -138,6 +141,11 @@ class LiteStack:
         assert len(ids) == 1, f"{service}: {ids}"
         return ids[0]
 
+    def replicas(self, service: str = "bot-lite") -> dict[str, str]:
+        """The service's containers by hostname: the name the proxy routes each one by."""
+        ids = self._ps("--quiet", service=service).split()
+        return {self.inspect(c)["Config"]["Hostname"]: c for c in ids}
+
     def containers(self, *, all_states: bool = False) -> list[str]:
         return self._ps("--quiet", *(["--all"] if all_states else [])).split()
 
@@ -182,6 +190,8 @@ def lite_stack(docker_engine, base_image, build_ca) -> Iterator[LiteStack]:
         **os.environ,
         "COMPOSE_PROJECT_NAME": PROJECT,
         "BOT_PORT": str(port),
+        "BOT_REPLICAS": str(REPLICAS),
+        "BOT_MAX_CALLS": str(LINES),
         "BUILD_CA_BUNDLE": str(bundle),
         **known_secrets,
     }

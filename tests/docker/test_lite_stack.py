@@ -1,5 +1,6 @@
-"""`make up-lite` for real: calls through the published port only, a TTS process killed
-mid-call and restarted by Docker, nothing secret in `docker inspect`, and `make down`."""
+"""`make up-lite` for real: calls through the proxy's published port only, two bot replicas
+sharing the calls (one killed: only its calls end), a TTS process killed mid-call and restarted
+by Docker, nothing secret in `docker inspect`, and `make down`."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ import time
 
 import httpx
 import pytest
+import websockets
+from twilio.request_validator import RequestValidator
 
+from bot.transports.twilio import BUSY
+from bot.transports.websocket import TRY_AGAIN_LATER
 from scripts.caller import Caller, read_wav
 from scripts.llm_server import bundled_gguf
 from tests.browser.conftest import NO_UDP
 from tests.browser.pages import CallPage, Microphone
-from tests.docker.conftest import PROJECT, docker, make
+from tests.docker.conftest import LINES, PROJECT, REPLICAS, docker, make
 from tests.support import (
     FIXTURES,
     ROOT,
@@ -29,6 +34,7 @@ from tests.support import (
     ask,
     assert_english_speech,
     greeting_of,
+    metric,
     rms,
     transcribe,
     words,
@@ -46,18 +52,20 @@ def test_the_stack_is_ready_through_the_published_port(lite_stack):
     assert ready.status_code == 200, ready.text
     assert ready.json()["stt"] == "tiny.en (bundled)"
     # The sentence-end model runs inside the bot's image (llama.cpp needs the system's libgomp).
-    logs = subprocess.run(
-        ["docker", "logs", lite_stack.container("bot-lite")], capture_output=True, text=True
-    )
-    assert "Whisper" in logs.stderr and "sentence-end model" not in logs.stderr, logs.stderr
+    replicas = lite_stack.replicas()
+    assert len(replicas) == REPLICAS, replicas
+    for container in replicas.values():
+        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
+        assert "Whisper" in logs.stderr and "sentence-end model" not in logs.stderr, logs.stderr
     page = httpx.get(lite_stack.url, timeout=10)
     assert page.status_code == 200 and "Miss Harper" in page.text
-    # Only the bot's TCP port is published, on no host network.
-    for service in ("bot-lite", "tts-lite", "llm-lite"):
-        host = lite_stack.inspect(lite_stack.container(service))["HostConfig"]
-        assert host["NetworkMode"] != "host", service
-        published = {port for port, binds in (host["PortBindings"] or {}).items() if binds}
-        assert published == ({"7860/tcp"} if service == "bot-lite" else set()), service
+    # Only the proxy's TCP port is published, on no host network.
+    for container in [*replicas.values(), *map(lite_stack.container, ("tts-lite", "llm-lite"))]:
+        host = lite_stack.inspect(container)["HostConfig"]
+        assert host["NetworkMode"] != "host"
+        assert not [port for port, binds in (host["PortBindings"] or {}).items() if binds]
+    proxy = lite_stack.inspect(lite_stack.container("proxy-lite"))["HostConfig"]
+    assert {p for p, binds in proxy["PortBindings"].items() if binds} == {"7860/tcp"}
 
 
 async def test_a_webrtc_call_crosses_the_docker_bridge(lite_stack):
@@ -94,6 +102,132 @@ async def test_a_websocket_call_through_the_published_port(lite_stack):
         transcript, answer = await caller.ask(FRANCE)
         assert "france" in words(transcript), transcript
         assert_english_speech(answer, caller.rate)
+
+
+async def test_replicas_share_the_calls_and_a_killed_one_ends_only_its_own(lite_stack):
+    """Two replicas of two lines behind the proxy. Four calls, over WebRTC and the WebSocket,
+    fill both; the fifth is refused in words on every transport (offer, /ws, the phone). One
+    replica's process is killed: its calls end, the other's go on and answer, the next call
+    goes to the live one, and each replica's /metrics is scraped through the proxy."""
+    if os.geteuid() != 0:
+        pytest.skip("killing a container's process from the host needs root")
+    url, ws_url = lite_stack.url, lite_stack.url.replace("http://", "ws://") + "/ws"
+    replicas = lite_stack.replicas()
+    assert len(replicas) == REPLICAS == 2 and LINES == 2
+
+    async def health(name: str) -> dict:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{url}/replicas/{name}/health")
+        response.raise_for_status()
+        return response.json()
+
+    callers = [Caller(url), Caller(url)]
+    sockets = [SocketCaller(ws_url), SocketCaller(ws_url)]
+    killer: asyncio.Task | None = None
+    try:
+        for caller in callers:
+            await caller.connect()
+            assert caller.call_url and caller.call_url.endswith("/api/offer")
+        for socket in sockets:
+            await socket.connect({"language": "en"})
+        for call in [*callers, *sockets]:
+            await call.wait_for(lambda c=call: c.of_type("bot-stopped-speaking"), 90, "greeting")
+        assert [(await health(name))["calls"] for name in replicas] == [LINES, LINES]
+
+        # Every line taken: each transport's fifth caller is told so.
+        async with httpx.AsyncClient(timeout=30) as client:
+            offer = Caller(url)
+            try:
+                with pytest.raises(httpx.HTTPStatusError) as refused:
+                    await offer.connect()
+            finally:
+                await offer.close()
+            assert refused.value.response.status_code == 503
+            assert "busy" in refused.value.response.json()["error"]
+            form = {"CallSid": "CA" + "0" * 32, "From": "+15550100", "To": "+15550199"}
+            signature = RequestValidator(lite_stack.secrets["TWILIO_AUTH_TOKEN"]).compute_signature(
+                f"{url}/twilio/voice", form
+            )
+            voice = await client.post(
+                f"{url}/twilio/voice", data=form, headers={"X-Twilio-Signature": signature}
+            )
+            assert voice.status_code == 200 and BUSY in voice.text, voice.text
+        async with websockets.connect(ws_url) as fifth:
+            await fifth.send(json.dumps({"type": "start"}))
+            assert "busy" in json.loads(await fifth.recv())["error"]
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await fifth.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == TRY_AGAIN_LATER
+
+        # The replica holding the first WebRTC call is killed.
+        doomed = callers[0].call_url.split("/")[2]
+        live = next(name for name in replicas if name != doomed)
+
+        async def keep_down() -> None:  # Docker restarts it at once: killed again each time
+            while True:
+                pid = (await asyncio.to_thread(lite_stack.inspect, replicas[doomed]))["State"]
+                if pid["Pid"]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid["Pid"], signal.SIGKILL)
+                await asyncio.sleep(0.05)
+
+        killer = asyncio.create_task(keep_down())
+        on_doomed = sum(doomed in c.call_url for c in callers)
+        deadline = time.monotonic() + 20
+        while sum(s.ended for s in sockets) < LINES - on_doomed:
+            assert time.monotonic() < deadline, "the killed replica's WebSocket calls go on"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)
+        still = [s for s in sockets if not s.ended]
+        assert len(still) == len(sockets) - (LINES - on_doomed), "a live replica's call ended"
+        assert (await health(live))["calls"] == LINES
+
+        # The live replica's calls go on: one of them asks and is answered.
+        survivors = [c for c in callers if live in c.call_url]
+        if survivors:
+            transcript, answer, _ = await ask(survivors[0], FRANCE)
+        else:
+            transcript, answer = await still[0].ask(FRANCE)
+        assert "france" in words(transcript), transcript
+        assert rms(answer) > 0.01
+
+        # One of them hangs up; the next call goes to the live replica, not the dead one.
+        await (survivors[0].close() if survivors else still[0].close())
+        deadline = time.monotonic() + 20
+        while (await health(live))["calls"] != LINES - 1:
+            assert time.monotonic() < deadline, "the hung-up call kept its place"
+            await asyncio.sleep(0.2)
+        newcomer = Caller(url)
+        callers.append(newcomer)
+        await newcomer.connect()
+        assert newcomer.call_url == f"/replicas/{live}/api/offer"
+        assert rms(await greeting_of(newcomer)) > 0.01
+        killer.cancel()
+
+        # Docker brings the killed one back, empty; each replica's metrics, through the proxy.
+        deadline = time.monotonic() + 180
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if not (back := await health(doomed))["loading"]:
+                    break
+            assert time.monotonic() < deadline, "the killed replica did not come back"
+            await asyncio.sleep(1)
+        assert back["calls"] == 0
+        async with httpx.AsyncClient(timeout=10) as client:
+            scraped = {
+                name: (await client.get(f"{url}/replicas/{name}/metrics")).text for name in replicas
+            }
+        assert metric(scraped[live], "kit_calls_max") == LINES
+        assert metric(scraped[doomed], "kit_calls_active") == 0
+        started = sum(
+            metric(scraped[live], "kit_calls_total", transport=k) for k in ("webrtc", "ws")
+        )
+        assert started >= LINES + 1
+    finally:
+        if killer:
+            killer.cancel()
+        for call in [*callers, *sockets]:
+            await call.close()
 
 
 async def test_a_killed_tts_server_is_restarted_and_the_call_recovers(lite_stack):
@@ -152,7 +286,7 @@ def test_no_secret_in_docker_inspect(lite_stack):
     )
     for name, value in lite_stack.secrets.items():
         assert value not in inspected, f"{name} is visible in docker inspect"
-    bot = lite_stack.container("bot-lite")
+    bot = next(iter(lite_stack.replicas().values()))
     for name, value in lite_stack.secrets.items():
         secret_file = f"/run/secrets/{name.lower()}"
         assert docker("exec", bot, "cat", secret_file) == value, secret_file

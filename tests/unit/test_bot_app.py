@@ -4,7 +4,6 @@ import json
 import os
 import re
 import threading
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,23 +14,12 @@ from bot.app import WEBCLIENT, create_app
 from bot.config import Settings
 from bot.metrics import EXECUTOR_THREAD_PREFIX
 from bot.models import bundled_whisper_path
-from tests.support import free_port, metric
+from tests.support import bot_app_client, metric
 
 
 @pytest.fixture(scope="module")
 def client():
-    # Nothing listens on these ports: the LLM and TTS servers are down.
-    settings = Settings(
-        whisper_model=bundled_whisper_path(),
-        whisper_device="cpu",
-        llm_base_url=f"http://127.0.0.1:{free_port()}/v1",
-        xtts_base_url=f"http://127.0.0.1:{free_port()}",
-    )
-    with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 60
-        while client.app.state.calls.speech is None:
-            assert time.monotonic() < deadline, "Whisper did not load"
-            time.sleep(0.1)
+    with bot_app_client() as client:
         yield client
 
 

@@ -2,8 +2,7 @@
 
 import pytest
 
-from bot.config import PROMPTS_DIR, Settings, SettingsError, load_settings
-from bot.workers import shares
+from bot.config import CALLS_PER_CORE, PROMPTS_DIR, Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -135,23 +134,18 @@ def test_the_bot_and_the_tts_server_speak_the_same_xtts_languages():
 
 
 @pytest.mark.parametrize(
-    ("cores", "workers", "max_calls", "expected"),
+    ("cores", "replicas", "max_calls", "expected"),
     [
-        (2, 0, 0, 1),  # one per two cores: the 2-core machine keeps one process
-        (16, 0, 0, 8),
-        (16, 0, 4, 4),  # never more workers than calls
-        (2, 3, 6, 3),  # BOT_WORKERS as set
+        (2, 1, 0, 2),  # CALLS_PER_CORE calls a core, all in the one process
+        (16, 4, 0, 4),  # shared out over the replicas
+        (2, 4, 0, 1),  # never none
+        (16, 4, 3, 3),  # BOT_MAX_CALLS as set
     ],
 )
-def test_workers_default_to_one_per_two_cores_and_never_exceed_the_calls(
-    monkeypatch, cores, workers, max_calls, expected
+def test_the_call_limit_is_this_replicas_share_of_the_calls_per_core(
+    monkeypatch, cores, replicas, max_calls, expected
 ):
     monkeypatch.setattr("os.cpu_count", lambda: cores)
-    settings = Settings(bot_workers=workers, bot_max_calls=max_calls)
-    assert settings.workers == expected
-
-
-def test_the_call_limit_is_shared_out_evenly_over_the_workers():
-    assert shares(5, 2) == [3, 2]
-    assert shares(4, 4) == [1, 1, 1, 1]
-    assert sum(shares(17, 3)) == 17 and max(shares(17, 3)) - min(shares(17, 3)) <= 1
+    settings = Settings(bot_replicas=replicas, bot_max_calls=max_calls)
+    assert CALLS_PER_CORE == 1  # the figure docs/scaling.md measures
+    assert settings.max_calls == expected

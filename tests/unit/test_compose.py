@@ -31,10 +31,16 @@ EXAMPLE = ROOT / ".env.example"
 
 # What each profile runs, by role. A one-shot job runs to completion; the others stay up.
 PROFILES: dict[str, dict[str, str]] = {
-    "lite": {"llm": "llm-lite", "tts": "tts-lite", "bot": "bot-lite"},
-    "cpu": {"llm": "ollama", "pull": "ollama-pull", "tts": "tts-cpu", "bot": "bot-cpu"},
-    "nvidia": {"llm": "vllm", "tts": "tts-nvidia", "bot": "bot-nvidia"},
-    "mac-native": {"tts": "tts-mac", "bot": "bot-mac"},
+    "lite": {"llm": "llm-lite", "tts": "tts-lite", "bot": "bot-lite", "proxy": "proxy-lite"},
+    "cpu": {
+        "llm": "ollama",
+        "pull": "ollama-pull",
+        "tts": "tts-cpu",
+        "bot": "bot-cpu",
+        "proxy": "proxy-cpu",
+    },
+    "nvidia": {"llm": "vllm", "tts": "tts-nvidia", "bot": "bot-nvidia", "proxy": "proxy-nvidia"},
+    "mac-native": {"tts": "tts-mac", "bot": "bot-mac", "proxy": "proxy-mac"},
 }
 ONE_SHOT = {"ollama-pull"}
 LLM_URL = "http://llm:11434/v1"
@@ -236,7 +242,7 @@ def test_healthchecks_probe_the_readiness_routes():
 def test_gpu_reservations_only_in_the_nvidia_profile():
     for name, service in raw()["services"].items():
         devices = gpu_reservations(service)
-        if service["profiles"] == ["nvidia"]:
+        if service["profiles"] == ["nvidia"] and name != "proxy-nvidia":
             assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}], name
         else:
             assert devices == [], name
@@ -272,10 +278,20 @@ def test_the_bot_calls_llm_and_tts_by_the_same_names(profile):
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_the_page_is_published_on_the_bot_port(profile):
-    bot = render(profile)["services"][PROFILES[profile]["bot"]]
-    assert bot["ports"] == [f"{dotenv()['BOT_PORT']}:7860"]
+def test_the_proxy_publishes_the_bot_port_in_front_of_the_replicas(profile):
+    services = render(profile)["services"]
+    bot, proxy = services[PROFILES[profile]["bot"]], services[PROFILES[profile]["proxy"]]
+    assert proxy["ports"] == [f"{dotenv()['BOT_PORT']}:7860"]
+    assert proxy["build"]["target"] == "proxy"
+    assert "ports" not in bot, "replicas publish nothing: they would fight over the port"
     assert environment(bot)["BOT_PORT"] == "7860"
+    assert "bot" in aliases(bot), "the name the proxy asks the DNS for (docker/proxy.conf)"
+    assert "set $bots bot;" in (ROOT / "docker" / "proxy.conf").read_text()
+    # As many replicas as BOT_REPLICAS, each told how many share the machine.
+    replicated = render(profile, {**dotenv(), "BOT_REPLICAS": "3"})["services"]
+    bot = replicated[PROFILES[profile]["bot"]]
+    assert bot["deploy"]["replicas"] == "3" and environment(bot)["BOT_REPLICAS"] == "3"
+    assert depends_on(proxy) == {PROFILES[profile]["bot"]: {"condition": "service_healthy"}}
 
 
 def test_devices_per_profile():
@@ -389,7 +405,7 @@ def test_every_built_image_takes_its_base_as_an_argument_and_the_ca_as_a_secret(
         build = service["build"]
         assert build["dockerfile"] == "docker/Dockerfile" and build["context"] == "..", name
         assert build["secrets"] == ["build_ca"], name
-        assert build["target"] in {"bot", "tts", "llm"}, name
+        assert build["target"] in {"bot", "tts", "llm", "proxy"}, name
         base = build["args"]["BASE_IMAGE"]
         expected = "CUDA_BASE_IMAGE" if name == "bot-nvidia" else "BASE_IMAGE"
         assert base.startswith(f"${{{expected}:-"), name
@@ -398,7 +414,8 @@ def test_every_built_image_takes_its_base_as_an_argument_and_the_ca_as_a_secret(
 def test_the_lite_profile_runs_only_the_kits_own_images():
     for name, service in render("lite")["services"].items():
         assert service["image"].startswith("offgrid-voice-kit/") and "build" in service, name
-        assert "models:/app/models:ro" in " ".join(service.get("volumes", [])) or name == "tts-lite"
+        mounts = " ".join(service.get("volumes", []))
+        assert "models:/app/models:ro" in mounts or name in {"tts-lite", "proxy-lite"}
 
 
 def test_ollama_and_vllm_images_are_pinned_and_vllm_matches_modal():
@@ -537,13 +554,12 @@ def test_the_metrics_profile_scrapes_the_bot_and_the_tts_server_by_alias(tmp_pat
     assert "prometheus" in services["prometheus"]["image"].split(":")[0]
     assert services["prometheus"]["image"].split(":")[1] != "latest"
     config = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
-    targets = {
-        target
-        for job in config["scrape_configs"]
-        for static in job["static_configs"]
-        for target in static["targets"]
-    }
-    assert targets == {"bot:7860", "tts:8001"}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    # Every bot replica: Docker's DNS answers the alias with each one's address.
+    assert jobs["bot"]["dns_sd_configs"] == [
+        {"names": ["bot"], "type": "A", "port": 7860, "refresh_interval": "15s"}
+    ]
+    assert jobs["tts"]["static_configs"] == [{"targets": ["tts:8001"]}]
     for profile, roles in PROFILES.items():
         rendered = render(profile)["services"]
         assert "bot" in aliases(rendered[roles["bot"]]), profile

@@ -89,7 +89,13 @@ def test_nothing_is_pulled_but_the_base_image():
     assert not DOCKERFILE.read_text().startswith("# syntax")
     assert "syntax=" not in DOCKERFILE.read_text().split("\n", 1)[0]
     froms = [args for kw, args in instructions() if kw == "FROM"]
-    assert froms == ["${BASE_IMAGE} AS base", *(f"base AS {t}" for t in TARGETS)]
+    # The proxy needs none of the kit's Python: it starts from the base image itself.
+    expected = [
+        "${BASE_IMAGE} AS base",
+        *(f"base AS {t}" for t in TARGETS),
+        "${BASE_IMAGE} AS proxy",
+    ]
+    assert froms == expected
     assert not [args for kw, args in instructions() if kw == "COPY" and "--from" in args]
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", DOCKERFILE.read_text(), re.M)
 
@@ -147,7 +153,7 @@ def test_the_tts_image_takes_xtts_only_with_the_licence_accepted():
     assert re.search(r"uv pip install --no-deps --index-url \"\$TORCH_INDEX\"", text)
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", [*TARGETS, "proxy"])
 def test_each_image_runs_as_a_non_root_user(target):
     users = [args for kw, args in stages()[target] if kw == "USER"]
     assert users and users[-1] not in ("0", "root", "0:0")

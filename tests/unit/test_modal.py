@@ -176,7 +176,14 @@ def test_bot_on_a_t4_with_warm_concurrent_containers(load_manifest: Any) -> None
     assert web.function["gpu"] == "T4"
     assert "asgi_app" in web.decorators
     assert web.function["scaledown_window"] >= 60
-    assert web.decorators["concurrent"]["max_inputs"] > 1
+    # Sized from the measured cost of a call: a talking call's share of a core (docs/scaling.md)
+    # for each call the container takes, one core more, and no call past them.
+    calls = module.CALLS_PER_CONTAINER
+    assert module.CORES_PER_CALL >= 0.272
+    assert web.function["cpu"] == pytest.approx(calls * module.CORES_PER_CALL + 1.0)
+    assert web.decorators["concurrent"]["target_inputs"] == calls
+    assert web.decorators["concurrent"]["max_inputs"] == calls + module.SPARE_INPUTS
+    assert '"BOT_MAX_CALLS": str(CALLS_PER_CONTAINER)' in (MODAL_DIR / "bot_app.py").read_text()
     assert manifest.named(web.function["secrets"]) == ["voice-kit-bot", "voice-kit-llm-key"]
     source = (MODAL_DIR / "bot_app.py").read_text()
     assert 'uv_sync(extras=["bot"]' in source

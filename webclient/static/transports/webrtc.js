@@ -95,6 +95,8 @@ export class WebRTCTransport {
     if (response.status === 503) throw new CallError("busy", body.error || "the bot is not ready");
     if (!response.ok) throw new CallError("unreachable", body.error || `the bot answered HTTP ${response.status}`);
     this.pcId = body.pc_id;
+    // Where this call's later requests go: the bot process that holds it, behind a proxy too.
+    this.callUrl = body.call_url || "/api/offer";
     await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
 
     let timer;
@@ -158,7 +160,7 @@ export class WebRTCTransport {
     // A bot that never saw media cannot tell the offer was given up: say so, and its place is
     // free for the WebSocket fallback at once (keepalive: it goes out even as the page unloads).
     if (!this.pcId || this.connected) return Promise.resolve();
-    return fetch("/api/offer", {
+    return fetch(this.callUrl, {
       method: "DELETE",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ pc_id: this.pcId }),
