@@ -83,8 +83,8 @@ endif
 
 # The bot process's CPU per call, from /proc, while callers are connected and silent, speak and
 # listen (scripts/call_cost.py; starts make run's stack on the bundled model).
-call-cost: install voices ## What a call costs the bot's CPU: idle, listening, talking [CALLS=N]
-	@$(UV) run --frozen $(EXTRAS) python scripts/call_cost.py $(if $(CALLS),--calls $(CALLS))
+call-cost: install voices ## What a call costs the bot's CPU: idle, listening, talking [CALLS=N] [ROOM_DB=dBFS]
+	@$(UV) run --frozen $(EXTRAS) python scripts/call_cost.py $(if $(CALLS),--calls $(CALLS)) $(if $(ROOM_DB),--room-db $(ROOM_DB))
 
 # A GGUF with a real model's shapes, types and vocabulary and random weights, into models/twins/:
 # it runs at that model's speed where its weights cannot be downloaded (scripts/timing_twin.py).

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 import time
 from collections import deque
 
@@ -84,6 +85,10 @@ _STALLED_INPUT_SECS = 1.0  # no audio this long after a wait's end: the input ha
 # a frame this far above the line's level over the half second before (and this loud).
 STIRRING = 0.3
 ONSET_DB, ONSET_MIN_DBFS = 12.0, -55.0
+# A window whose loudest sample is no louder (16-bit; -66 dBFS) is silence; after this many such
+# windows (1 s), Silero is not asked about more (checked on the turn set: not one of the VAD's
+# decisions changes, tests/unit/test_vad_silence.py).
+SILENT_PEAK, SILENT_WINDOWS = 16, 31
 
 
 def turn_policy(settings: Settings) -> TurnPolicy:
@@ -132,7 +137,8 @@ class NoiseFloor:
         self.margin_db = margin_db
         self.start_extra_db = start_extra_db
         self._recent: deque[float] = deque(maxlen=max(1, round(smooth_secs / frame_secs)))
-        self._frames: deque[float] = deque(maxlen=max(2, round(0.5 / frame_secs)))  # dBFS
+        # The frames before the latest, over 0.5 s, in dBFS.
+        self._frames: deque[float] = deque(maxlen=max(1, round(0.5 / frame_secs) - 1))
         self._levels: deque[float] = deque(maxlen=max(1, round(history_secs / frame_secs)))
         self._needed = max(1, round(0.3 / frame_secs))
         # The floor is asked for every VAD window; a percentile of 150 levels costs more than
@@ -143,23 +149,22 @@ class NoiseFloor:
         # How much the room itself sounds like speech to Silero (0-1): undecided at first, so
         # that people talking from the start of a call are kept out until Silero has heard them.
         self._voices = 0.5
+        # Whether the latest frame alone is well above the line's level just before: the start
+        # of a sound, which Silero may not yet call voice ("she", "please" on a phone line).
+        self.rising = False
 
     def listen(self, pcm: bytes) -> None:
         """Take the line's next frame (16-bit PCM)."""
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
         self._recent.append(float(np.mean(samples**2)))
-        self._frames.append(_db(self._recent[-1]))
+        frame = _db(self._recent[-1])
+        # Decided here, once per frame: the turn-taking processors ask for every 20 ms of audio.
+        self.rising = len(self._frames) == self._frames.maxlen and frame >= max(
+            statistics.median(self._frames) + ONSET_DB, ONSET_MIN_DBFS
+        )
+        self._frames.append(frame)
         self._levels.append(self.level)
         self._since += 1
-
-    @property
-    def rising(self) -> bool:
-        """Whether the latest frame alone is well above the line's level just before: the start
-        of a sound, which Silero may not yet call voice ("she", "please" on a phone line)."""
-        if len(self._frames) < (self._frames.maxlen or 0):
-            return False
-        before = float(np.median(list(self._frames)[:-1]))
-        return self._frames[-1] >= max(before + ONSET_DB, ONSET_MIN_DBFS)
 
     @property
     def level(self) -> float:
@@ -213,6 +218,8 @@ class PauseAwareVAD(SileroVADAnalyzer):
         self._floor_margin_db = floor_margin_db
         self._floor: NoiseFloor | None = None
         self._confidence = 0.0  # Silero's, for the latest window, after the noise floor
+        self._silent_windows = 0  # the latest windows in a row that were silence
+        self._silero = 0.0  # Silero's latest confidence
 
     def set_sample_rate(self, sample_rate: int) -> None:
         super().set_sample_rate(sample_rate)
@@ -231,7 +238,20 @@ class PauseAwareVAD(SileroVADAnalyzer):
         return super()._run_analyzer(buffer)
 
     def voice_confidence(self, buffer: bytes) -> float:
-        confidence = float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+        silent = np.abs(np.frombuffer(buffer, dtype="<i2")).max() <= SILENT_PEAK
+        self._silent_windows = self._silent_windows + 1 if silent else 0
+        if self._silent_windows > SILENT_WINDOWS:
+            # Silence for a while (a muted microphone, a browser's noise suppression, a phone
+            # line's quiet): Silero's inference is most of the VAD's work, and by now its state
+            # has settled where more silence leaves it, so it is not asked: its answer stands.
+            confidence = self._silero
+            # Pipecat's periodic resets fall where they would; after one, Silero settles again.
+            self._maybe_reset_model(confidence)
+            if self._windows_since_reset == 0:
+                self._silent_windows = 0
+        else:
+            confidence = float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+            self._silero = confidence
         if self._floor is not None:
             self._floor.judge(confidence)
             starting = self._vad_state in (VADState.QUIET, VADState.STARTING)

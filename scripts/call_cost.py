@@ -1,7 +1,8 @@
 """What a call costs the bot's process in CPU: connected and silent, the caller speaking, the bot
 speaking.
 
-    python scripts/call_cost.py [--calls 4] [--idle-secs 20] [--turns 8]     (make call-cost)
+    python scripts/call_cost.py [--calls 4] [--idle-secs 20] [--turns 8] [--room-db -50]
+                                                            (make call-cost [CALLS=N] [ROOM_DB=dB])
 
 Starts `make run`'s stack on the bundled model, finds the bot's process and samples its CPU time
 (`/proc/PID/stat`: all its threads, Whisper's and Smart Turn's included; the LLM and TTS servers
@@ -10,8 +11,10 @@ callers (aiortc, as the page) connected and silent, then with the first of them 
 turns one at a time while the others stay silent. Each interval goes to what was happening:
 "listening" while a caller's words play, "talking" while the bot's voice reaches the caller,
 "idle" otherwise. A call's cost is the process's rate above its rate with no call (divided by the
-calls, for the idle phase), in per cent of one core. Results: the table, and
-`bench-results/call-cost.json` with the machine.
+calls, for the idle phase), in per cent of one core. The callers' lines are digital silence
+between words (a browser's noise suppression, a muted microphone), or, with `--room-db`, steady
+room noise at that level. Results: the table, and `bench-results/call-cost.json` with the
+machine.
 """
 
 from __future__ import annotations
@@ -83,7 +86,12 @@ class Sampler(threading.Thread):
 
 
 async def measure(
-    url: str, calls: int, idle_secs: float, questions: list, folder: Path
+    url: str,
+    calls: int,
+    idle_secs: float,
+    questions: list,
+    folder: Path,
+    room_db: float | None = None,
 ) -> dict[str, list[tuple[float, float]]]:
     """What happened when: (start, end) spans of each phase."""
     phases: dict[str, list[tuple[float, float]]] = {"none": [], "idle": [], "listening": []}
@@ -94,6 +102,8 @@ async def measure(
     callers = [Caller(url) for _ in range(calls)]
     try:
         for caller in callers:
+            if room_db is not None:
+                caller.mic.hiss(room_db)
             await caller.connect({"profile": "kit"})
         for caller in callers:
             await caller.wait_for(
@@ -126,6 +136,9 @@ def main() -> int:
     parser.add_argument("--questions", type=Path, default=TURNS_DIR, help="the turn set's folder")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="ask these turns instead")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument(
+        "--room-db", type=float, help="room noise on the callers' lines, dBFS (default: silence)"
+    )
     args = parser.parse_args()
     chosen = [q for q in make(args.questions, args.only) if args.only or q["part"] == "held-out"]
     questions = chosen[: args.turns]
@@ -137,12 +150,19 @@ def main() -> int:
         sampler.start()
         try:
             phases = asyncio.run(
-                measure(args.url, args.calls, args.idle_secs, questions, args.questions)
+                measure(
+                    args.url, args.calls, args.idle_secs, questions, args.questions, args.room_db
+                )
             )
         finally:
             sampler.stop()
     base, _ = sampler.rate(phases["none"])
-    result = {"machine": machine(), "calls": args.calls, "no_call_pct": round(base, 1)}
+    result = {
+        "machine": machine(),
+        "calls": args.calls,
+        "room_db": args.room_db,
+        "no_call_pct": round(base, 1),
+    }
     idle, _ = sampler.rate(phases["idle"])
     idle_call = (idle - base) / args.calls
     for phase in ("idle", "listening", "talking"):
@@ -156,7 +176,9 @@ def main() -> int:
         }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "call-cost.json").write_text(json.dumps(result, indent=2))
-    print(f"\n{machine()}; the bot's process, per cent of one core (no call: {base:.1f} %)\n")
+    line = "silent between words" if args.room_db is None else f"room noise at {args.room_db} dBFS"
+    print(f"\n{machine()}; the callers' lines {line}")
+    print(f"the bot's process, per cent of one core (no call: {base:.1f} %)\n")
     print("| phase | process | per call | measured over |\n|---|---|---|---|")
     for phase in ("idle", "listening", "talking"):
         r = result[phase]

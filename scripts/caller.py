@@ -50,6 +50,13 @@ class Microphone(MediaStreamTrack):
         self._first_speech_sample = self._last_speech_sample = 0
         self._live = asyncio.Event()
         self._live.set()
+        self._room: np.ndarray | None = None  # noise under everything sent, looped
+
+    def hiss(self, level_db: float) -> None:
+        """Steady room noise, `level_db` dBFS (RMS), under everything sent from now on: a line
+        that is never silent, as a microphone without noise suppression gives."""
+        rng = np.random.default_rng(0)
+        self._room = rng.normal(0, 10 ** (level_db / 20) * 32768, MIC_RATE * 2).astype(np.int32)
 
     def pause(self) -> None:
         """Send nothing at all (not even silence) until `resume`: an idle second call then costs
@@ -93,6 +100,10 @@ class Microphone(MediaStreamTrack):
         size = FRAME_SAMPLES * 2
         chunk, self._pending = self._pending[:size], self._pending[size:]
         chunk = chunk.ljust(size, b"\0")
+        if self._room is not None:
+            at = self._sent % (len(self._room) - FRAME_SAMPLES)
+            mixed = np.frombuffer(chunk, "<i2") + self._room[at : at + FRAME_SAMPLES]
+            chunk = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
         frame.planes[0].update(chunk)
         frame.sample_rate = MIC_RATE

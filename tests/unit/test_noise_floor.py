@@ -62,3 +62,20 @@ def test_the_floor_follows_the_room_not_a_caller_who_talks_for_seconds():
     for i, frame in enumerate(talk):  # a word gap every second
         hear(floor, [gaps[i % len(gaps)] if i % 50 < 15 else frame], confidence=0.95)
     assert floor.floor < -30 and floor.stands_out()
+
+
+def test_a_sound_rising_from_the_line_is_noticed_on_its_first_frame_only():
+    floor = NoiseFloor(6.0)
+    hear(floor, frames(-60, 0.4), confidence=0.0)
+    floor.listen(frames(-30, 0.02, seed=1)[0])
+    assert not floor.rising, "half a second of the line is needed before anything rises from it"
+    hear(floor, frames(-60, 0.6, seed=2), confidence=0.0)
+    assert not floor.rising
+    floor.listen(frames(-40, 0.02, seed=3)[0])  # 20 dB above the line's half second before
+    assert floor.rising
+    floor.listen(frames(-60, 0.02, seed=4)[0])
+    assert not floor.rising
+    # Nothing rises from below the quietest a voice starts at, however quiet the line.
+    hear(floor, frames(-90, 0.6, seed=5), confidence=0.0)
+    floor.listen(frames(-70, 0.02, seed=6)[0])
+    assert not floor.rising
