@@ -133,8 +133,12 @@ class NoiseFloor:
         smooth_secs: float = 0.2,
         history_secs: float = 3.0,
         frame_secs: float = 0.02,
+        sample_rate: int = 16000,
     ):
         self.margin_db = margin_db
+        # The line is heard in frames of `frame_secs`, however long the pieces it comes in.
+        self._frame_bytes = 2 * max(1, round(frame_secs * sample_rate))
+        self._pending = b""
         self.start_extra_db = start_extra_db
         self._recent: deque[float] = deque(maxlen=max(1, round(smooth_secs / frame_secs)))
         # The frames before the latest, over 0.5 s, in dBFS.
@@ -149,20 +153,27 @@ class NoiseFloor:
         # How much the room itself sounds like speech to Silero (0-1): undecided at first, so
         # that people talking from the start of a call are kept out until Silero has heard them.
         self._voices = 0.5
-        # Whether the latest frame alone is well above the line's level just before: the start
-        # of a sound, which Silero may not yet call voice ("she", "please" on a phone line).
+        # Whether a frame of the latest audio alone is well above the line's level just before:
+        # the start of a sound, which Silero may not yet call voice ("she", "please" on a phone).
         self.rising = False
 
     def listen(self, pcm: bytes) -> None:
-        """Take the line's next frame (16-bit PCM)."""
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+        """Take the line's next audio (16-bit PCM), frame by frame."""
+        pcm, self.rising = self._pending + pcm, False
+        whole = len(pcm) - len(pcm) % self._frame_bytes
+        for start in range(0, whole, self._frame_bytes):
+            self._take(pcm[start : start + self._frame_bytes])
+        self._pending = pcm[whole:]
+
+    def _take(self, frame: bytes) -> None:
+        samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768
         self._recent.append(float(np.mean(samples**2)))
-        frame = _db(self._recent[-1])
-        # Decided here, once per frame: the turn-taking processors ask for every 20 ms of audio.
-        self.rising = len(self._frames) == self._frames.maxlen and frame >= max(
+        level = _db(self._recent[-1])
+        # Decided here, once per frame: the turn-taking processors ask for every piece of audio.
+        self.rising |= len(self._frames) == self._frames.maxlen and level >= max(
             statistics.median(self._frames) + ONSET_DB, ONSET_MIN_DBFS
         )
-        self._frames.append(frame)
+        self._frames.append(level)
         self._levels.append(self.level)
         self._since += 1
 
@@ -228,7 +239,7 @@ class PauseAwareVAD(SileroVADAnalyzer):
                 self._denoiser.close()
             self._denoiser = denoiser(self.sample_rate)
         if self._floor_margin_db:
-            self._floor = NoiseFloor(self._floor_margin_db)
+            self._floor = NoiseFloor(self._floor_margin_db, sample_rate=self.sample_rate)
 
     def _run_analyzer(self, buffer: bytes) -> VADState:
         if self._floor is not None:

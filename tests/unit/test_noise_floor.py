@@ -79,3 +79,17 @@ def test_a_sound_rising_from_the_line_is_noticed_on_its_first_frame_only():
     hear(floor, frames(-90, 0.6, seed=5), confidence=0.0)
     floor.listen(frames(-70, 0.02, seed=6)[0])
     assert not floor.rising
+
+
+def test_the_line_is_heard_frame_by_frame_however_long_the_pieces_it_comes_in():
+    """A transport's 20 ms frames or 40 ms pairs (bot/transports/paired_input.py): one floor."""
+    line = b"".join(frames(-45, 2.0) + frames(-20, 0.1, seed=1) + frames(-45, 1.0, seed=2))
+    heard = []
+    for piece in (640, 1280, 1000):  # bytes: 20 ms, 40 ms, and pieces that split frames
+        floor, rising = NoiseFloor(6.0), []
+        for start in range(0, len(line), piece):
+            floor.listen(line[start : start + piece])
+            rising.append(floor.rising)
+        heard.append((floor.floor, floor.level, any(rising)))
+    assert heard[0] == heard[1] == heard[2]
+    assert heard[0][2], "the loud tenth of a second rose from the line"
