@@ -16,9 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 # Container secrets (Compose `secrets:`): a file per setting, e.g. /run/secrets/twilio_auth_token.
 SECRETS_DIR = Path("/run/secrets")
-# Calls a core takes without slowing any of them, with the LLM and TTS servers on the same cores:
-# on 2 cores two calls answer as fast as one, four take every caller's wait past a second and a
-# half (docs/scaling.md, "Calls per core").
+# Calls a core takes, with the LLM and TTS servers on the same cores: on 2 cores one call waits
+# 1.2 s at p95, two 2.9 s, four 3.5 s (docs/scaling.md, "Calls per core"): a ceiling.
 CALLS_PER_CORE = 1
 
 # The XTTS v2 language set: the TTS contract speaks these codes (pinned against the TTS server's

@@ -31,7 +31,6 @@ from bot.calls import CallManager
 from bot.options import BadOptions, CallOptions
 from bot.pipeline import transport_params
 from bot.replica import public_path
-from bot.transports.paired_input import use_paired_input
 from bot.transports.quiet_track import use_quiet_track
 
 # An SDP offer is a few kilobytes; the persona prompt in requestData is capped at 4000 characters.
@@ -211,7 +210,6 @@ class Signalling:
         self.handler = handler
         self.offered: dict[str, asyncio.Task] = {}  # each WebRTC call by its pc_id
         use_quiet_track()  # no packets of silence between answers
-        use_paired_input()  # the caller's audio in 40 ms frames
 
     def call_starter(self, options: CallOptions, started: list[bool]):
         """The callback the handler runs with a new peer connection: it starts the call."""

@@ -82,7 +82,7 @@ def test_a_sound_rising_from_the_line_is_noticed_on_its_first_frame_only():
 
 
 def test_the_line_is_heard_frame_by_frame_however_long_the_pieces_it_comes_in():
-    """A transport's 20 ms frames or 40 ms pairs (bot/transports/paired_input.py): one floor."""
+    """A transport's 20 ms frames, 40 ms ones, or pieces that split frames: one floor."""
     line = b"".join(frames(-45, 2.0) + frames(-20, 0.1, seed=1) + frames(-45, 1.0, seed=2))
     heard = []
     for piece in (640, 1280, 1000):  # bytes: 20 ms, 40 ms, and pieces that split frames
