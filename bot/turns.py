@@ -249,7 +249,8 @@ class PauseAwareVAD(SileroVADAnalyzer):
         return super()._run_analyzer(buffer)
 
     def voice_confidence(self, buffer: bytes) -> float:
-        silent = np.abs(np.frombuffer(buffer, dtype="<i2")).max() <= SILENT_PEAK
+        samples = np.frombuffer(buffer, dtype="<i2")
+        silent = int(samples.min()) >= -SILENT_PEAK and int(samples.max()) <= SILENT_PEAK
         self._silent_windows = self._silent_windows + 1 if silent else 0
         if self._silent_windows > SILENT_WINDOWS:
             # Silence for a while (a muted microphone, a browser's noise suppression, a phone
