@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 from itertools import combinations
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -227,3 +228,52 @@ def test_each_shape_has_its_pieces_and_gaps():
         if t.shape == "question":
             assert t.text.endswith("?"), t.name
         assert (t.snr_db is not None) == (t.condition in make_turns.NOISES), t.name
+
+
+class MishearingWhisper:
+    """A stand-in for Whisper (its weights behave differently per CPU) that hears "park" as
+    "powder": `audio` is "when I went to the park" (0-1 s), quiet, then "I saw a huge dog"
+    (1.1-2 s)."""
+
+    def __init__(self, audio: np.ndarray, extra: bool = False):
+        self.audio, self.extra = audio, extra
+
+    def transcribe(self, clip, word_timestamps=False, **_):
+        first = "when i went to the powder" + (" uh" if self.extra else "")
+        if word_timestamps:
+            said = [*first.split(), "i", "saw", "a", "huge", "dog"]
+            starts = [k / 7 for k in range(len(said) - 5)] + [1.1 + k * 0.18 for k in range(5)]
+            words = [
+                SimpleNamespace(word=f" {w}", start=s, end=s + 0.12)
+                for w, s in zip(said, starts, strict=True)
+            ]
+            return [SimpleNamespace(text=" ".join(said), words=words)], None
+        pad = RATE // 4
+        inner = clip[pad : len(clip) - pad]
+        if np.array_equal(inner, self.audio[: len(inner)]):  # the first piece
+            text = first if len(inner) >= RATE else "when i went to the"
+        else:
+            text = "i saw a huge dog" if len(self.audio) - len(inner) <= 1.1 * RATE else "saw"
+        return [SimpleNamespace(text=text, words=[])], None
+
+
+def _park_dog() -> tuple[np.ndarray, TurnSpec]:
+    t = np.arange(RATE) / RATE
+    said = (0.4 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    audio = np.concatenate([said, np.zeros(RATE // 10, np.float32), said[: int(0.9 * RATE)]])
+    spec = ("When I went to the park", "I saw a huge dog.")
+    return audio, TurnSpec("d", "tune", "unfinished", spec, (0.7,), "fake", "v", 1.0)
+
+
+def test_a_misheard_word_still_cuts_the_sentence_where_its_pieces_meet(monkeypatch):
+    audio, turn = _park_dog()
+    monkeypatch.setattr(make_turns, "_whisper_model", lambda: MishearingWhisper(audio))
+    at = make_turns._cut(audio, turn)
+    assert RATE <= at <= 1.1 * RATE
+
+
+def test_a_word_heard_that_was_not_said_leaves_no_cut_to_guess(monkeypatch):
+    audio, turn = _park_dog()
+    monkeypatch.setattr(make_turns, "_whisper_model", lambda: MishearingWhisper(audio, True))
+    with pytest.raises(SystemExit, match=r"Whisper heard .*powder uh i saw"):
+        make_turns._cut(audio, turn)
