@@ -92,10 +92,11 @@ def configured_tts_engine() -> str:
     from pydantic import ValidationError
 
     from xtts.config import Settings as TTSSettings
+    from xtts.engines.choice import InvalidEngineSetting, choose_engine
 
     try:
-        return TTSSettings().tts_engine
-    except ValidationError:
+        return choose_engine(TTSSettings()).name
+    except (ValidationError, InvalidEngineSetting):
         return os.environ.get("TTS_ENGINE", OFFLINE_TTS_ENGINE)
 
 

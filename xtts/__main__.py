@@ -17,32 +17,39 @@ EXIT_UNAVAILABLE = 3
 
 def main() -> int:
     from xtts.config import Settings, describe_error
+    from xtts.engines.choice import InvalidEngineSetting, choose_engine
 
+    # One plain line per bad variable instead of a traceback.
     try:
         settings = Settings()
     except ValidationError as error:
-        # One plain line per bad variable instead of a traceback.
         for line in describe_error(error):
             print(line, file=sys.stderr)
+        return 2
+    try:
+        choice = choose_engine(settings)
+    except InvalidEngineSetting as error:
+        print(error, file=sys.stderr)
         return 2
 
     import uvicorn
 
     from xtts.app import create_app
+    from xtts.engines.base import EngineUnavailable, create_engine
 
     logging.basicConfig(
         level=settings.tts_log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if settings.auto_choice:
-        logging.getLogger("xtts").info(settings.auto_choice)
+    if choice.auto_choice:
+        logging.getLogger("xtts").info(choice.auto_choice)
     failed: list[BaseException] = []
 
     def stop(error: BaseException) -> None:
         failed.append(error)
         server.should_exit = True
 
-    app = create_app(settings, on_load_failure=stop)
+    app = create_app(settings, engine=create_engine(choice.name, settings), on_load_failure=stop)
     # The app logs one line per request itself, so uvicorn's access log stays off.
     config = uvicorn.Config(
         app,
@@ -55,8 +62,6 @@ def main() -> int:
     server.run()
     if not failed:
         return 0
-    from xtts.engines.base import EngineUnavailable
-
     return EXIT_UNAVAILABLE if isinstance(failed[0], EngineUnavailable) else 1
 
 

@@ -25,6 +25,7 @@ from xtts import __version__
 from xtts.audio import OUTPUT_RATE, wav_file
 from xtts.config import Settings
 from xtts.engines.base import TTSEngine, create_engine
+from xtts.engines.choice import choose_engine
 from xtts.metrics import CONTENT_TYPE as METRICS_TYPE
 from xtts.schemas import ApiError, SpeechBody, StreamBody, check_speech, describe_validation
 from xtts.synthesis import SynthesisFailed, Synthesizer
@@ -60,10 +61,13 @@ def create_app(
 ) -> FastAPI:
     """Build the app. The engine loads in the background once the server starts.
 
-    `engine` replaces the one TTS_ENGINE names (tests); `on_load_failure` is called if loading
-    fails (the command line uses it to stop the server).
+    `engine` replaces the one TTS_ENGINE picks (the command line, which chose it already; tests);
+    `on_load_failure` is called if loading fails (the command line uses it to stop the server).
+    Raises InvalidEngineSetting when TTS_ENGINE picks no engine that can start.
     """
-    server = Server(settings, Synthesizer(engine or create_engine(settings)))
+    if engine is None:
+        engine = create_engine(choose_engine(settings).name, settings)
+    server = Server(settings, Synthesizer(engine))
     app = FastAPI(
         title="XTTS-compatible TTS server",
         version=__version__,

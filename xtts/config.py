@@ -5,21 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from xtts.engines.base import ENGINES
-from xtts.engines.xtts import xtts_installed
-
-# TTS_ENGINE=auto: XTTS v2 where its weights and coqui-tts are installed (an image built with
-# COQUI_TOS_AGREED=1), else the permissive offline engine.
-AUTO = "auto"
-AUTO_FALLBACK = "hibari"
 DEVICES = ("cpu", "cuda", "mps")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _one_of(value: str, allowed: tuple[str, ...] | list[str]) -> str:
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
     normalized = value.strip().lower()
     if normalized not in allowed:
         raise ValueError(f"must be one of {', '.join(allowed)}")
@@ -32,6 +25,8 @@ class Settings(BaseSettings):
     # The `.env` file is shared with the bot, so unknown variables are expected and ignored.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
+    # Checked, and `auto` resolved, by xtts.engines.choice.choose_engine: the engines read these
+    # settings, so the settings cannot know the engines.
     tts_engine: str = "hibari"
     tts_device: str = "cpu"
     # None: the engine's own default voice.
@@ -42,13 +37,6 @@ class Settings(BaseSettings):
     tts_threads: int = Field(default=1, ge=1, le=256)
     tts_log_level: str = "info"
     xtts_model_dir: Path | None = None
-    # How TTS_ENGINE=auto chose, for the start-up log; empty when the engine was named.
-    _auto_choice: str = PrivateAttr("")
-
-    @field_validator("tts_engine")
-    @classmethod
-    def _known_engine(cls, value: str) -> str:
-        return _one_of(value, [AUTO, *ENGINES])
 
     @field_validator("tts_device")
     @classmethod
@@ -67,35 +55,9 @@ class Settings(BaseSettings):
             return None
         return value.strip() or None
 
-    @model_validator(mode="after")
-    def _engine_requirements(self) -> Settings:
-        if self.tts_engine == AUTO:
-            if xtts_installed(self.xtts_model_dir):
-                self.tts_engine = "xtts"
-                self._auto_choice = f"TTS_ENGINE=auto: XTTS v2 from {self.xtts_model_dir}"
-            else:
-                self.tts_engine = AUTO_FALLBACK
-                self._auto_choice = (
-                    f"TTS_ENGINE=auto: {AUTO_FALLBACK}, as XTTS v2 is not installed here "
-                    "(its weights in XTTS_MODEL_DIR, and coqui-tts)"
-                )
-        # Checked here rather than at model load so a missing path fails before start-up.
-        # Only for the chosen engine: a shared .env may name paths other engines use.
-        for field in ENGINES[self.tts_engine].required_settings:
-            value = getattr(self, field)
-            if value is None:
-                raise ValueError(f"{field.upper()}: required when TTS_ENGINE={self.tts_engine}")
-            if isinstance(value, Path) and not value.is_dir():
-                raise ValueError(f"{field.upper()}: not a directory (got '{value}')")
-        return self
-
-    @property
-    def auto_choice(self) -> str:
-        return self._auto_choice
-
 
 def describe_error(error: ValidationError) -> list[str]:
-    """One plain line per bad setting, e.g. `TTS_ENGINE: must be one of ... (got 'foo')`."""
+    """One plain line per bad setting, e.g. `TTS_DEVICE: must be one of ... (got 'gpu')`."""
     lines = []
     for item in error.errors():
         message = str(item["msg"]).removeprefix("Value error, ")

@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
-
-if TYPE_CHECKING:
-    from xtts.synthesis import Synthesizer
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
 class TTSMetrics:
-    """One registry per app, so that two apps in one process (tests) never share counts."""
+    """One registry per app, so that two apps in one process (tests) never share counts.
 
-    def __init__(self, synthesizer: Synthesizer):
+    The queue's gauges are read from `queue_depth` and `busy` at each scrape.
+    """
+
+    def __init__(self, *, queue_depth: Callable[[], int], busy: Callable[[], bool]):
         self.registry = registry = CollectorRegistry()
         Gauge(
             "tts_queue_depth",
             "Requests waiting behind the one being synthesized",
             registry=registry,
-        ).set_function(lambda: synthesizer.waiting)
+        ).set_function(queue_depth)
         Gauge("tts_busy", "1 while a request is being synthesized", registry=registry).set_function(
-            lambda: int(synthesizer.busy)
+            lambda: int(busy())
         )
         self.requests = Counter(
             "tts_requests",

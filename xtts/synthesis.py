@@ -41,7 +41,7 @@ class Synthesizer:
         self.load_error: str | None = None
         self._lock = asyncio.Lock()
         self.waiting = 0  # requests queued behind the one being synthesized
-        self.metrics = TTSMetrics(self)
+        self.metrics = TTSMetrics(queue_depth=lambda: self.waiting, busy=lambda: self.busy)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-engine")
 
     async def load(self) -> None:

@@ -25,6 +25,7 @@ import yaml
 from bot.config import Settings as BotSettings
 from tests.support import ROOT
 from xtts.config import Settings as TTSSettings
+from xtts.engines.choice import choose_engine
 
 COMPOSE = ROOT / "compose" / "compose.yaml"
 EXAMPLE = ROOT / ".env.example"
@@ -346,7 +347,7 @@ def test_the_rendered_environments_are_valid_settings(profile, monkeypatch, tmp_
         monkeypatch.setenv(name, value)
     # The baked XTTS v2 folder exists only in the image.
     monkeypatch.setenv("XTTS_MODEL_DIR", str(tmp_path))
-    TTSSettings(_env_file=None)
+    choose_engine(TTSSettings(_env_file=None))
 
 
 # Empty (or auto) in .env.example: the Makefile picks them (the base image it can get, the host's

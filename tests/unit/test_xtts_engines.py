@@ -1,4 +1,5 @@
-"""The engine registry, settings, and the XTTS engine's wiring (with a stand-in model)."""
+"""The engine registry, the engine choice, settings, and the XTTS engine's wiring (with a
+stand-in model)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from xtts.engines.base import (
     create_engine,
     not_installed,
 )
+from xtts.engines.choice import InvalidEngineSetting, choose_engine
 from xtts.engines.xtts import XttsEngine
 from xtts.voices import Latents, Voice, named_latents
 
@@ -32,9 +34,15 @@ def _settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def _engine(**values: Any) -> TTSEngine:
+    """The engine the settings pick, created as the server creates it."""
+    settings = _settings(**values)
+    return create_engine(choose_engine(settings).name, settings)
+
+
 @pytest.mark.parametrize("name", sorted(ENGINES))
 def test_every_registered_engine_is_created_without_loading_anything(name, tmp_path):
-    engine = create_engine(_settings(tts_engine=name, xtts_model_dir=tmp_path))
+    engine = _engine(tts_engine=name, xtts_model_dir=tmp_path)
     assert isinstance(engine, TTSEngine)
     assert engine.name == name
     assert engine.default_voice
@@ -52,8 +60,10 @@ def test_creating_an_engine_imports_none_of_its_speech_stack(name, tmp_path):
         "import json, sys\n"
         "from xtts.config import Settings\n"
         "from xtts.engines.base import create_engine\n"
-        f"create_engine(Settings(_env_file=None, tts_engine={name!r}, "
-        f"xtts_model_dir={str(tmp_path)!r}))\n"
+        "from xtts.engines.choice import choose_engine\n"
+        f"settings = Settings(_env_file=None, tts_engine={name!r}, "
+        f"xtts_model_dir={str(tmp_path)!r})\n"
+        "create_engine(choose_engine(settings).name, settings)\n"
         f"print(json.dumps([m for m in {SPEECH_STACKS!r} if m in sys.modules]))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -93,9 +103,9 @@ def _coqui_tts(installed: bool, monkeypatch) -> None:
 
 def test_auto_picks_xtts_where_its_weights_and_coqui_tts_are_installed(tmp_path, monkeypatch):
     _coqui_tts(True, monkeypatch)
-    settings = _settings(tts_engine="auto", xtts_model_dir=_xtts_weights(tmp_path))
-    assert settings.tts_engine == "xtts"
-    assert settings.auto_choice == f"TTS_ENGINE=auto: XTTS v2 from {tmp_path}"
+    choice = choose_engine(_settings(tts_engine="auto", xtts_model_dir=_xtts_weights(tmp_path)))
+    assert choice.name == "xtts"
+    assert choice.auto_choice == f"TTS_ENGINE=auto: XTTS v2 from {tmp_path}"
 
 
 @pytest.mark.parametrize(
@@ -104,11 +114,11 @@ def test_auto_picks_xtts_where_its_weights_and_coqui_tts_are_installed(tmp_path,
 def test_auto_falls_back_to_hibari_without_xtts(weights, coqui, tmp_path, monkeypatch):
     _coqui_tts(coqui, monkeypatch)
     folder = _xtts_weights(tmp_path) if weights else tmp_path
-    settings = _settings(tts_engine="auto", xtts_model_dir=folder)
-    assert settings.tts_engine == "hibari"
-    assert settings.auto_choice.startswith("TTS_ENGINE=auto: hibari, as XTTS v2 is not installed")
-    assert _settings(tts_engine="auto").tts_engine == "hibari"
-    assert _settings(tts_engine="piper").auto_choice == ""
+    choice = choose_engine(_settings(tts_engine="auto", xtts_model_dir=folder))
+    assert choice.name == "hibari"
+    assert choice.auto_choice.startswith("TTS_ENGINE=auto: hibari, as XTTS v2 is not installed")
+    assert choose_engine(_settings(tts_engine="auto")).name == "hibari"
+    assert choose_engine(_settings(tts_engine="piper")).auto_choice == ""
 
 
 @pytest.mark.parametrize(
@@ -126,9 +136,15 @@ def test_auto_falls_back_to_hibari_without_xtts(weights, coqui, tmp_path, monkey
     ],
 )
 def test_bad_settings_are_described_in_one_line_naming_the_variable(values, expected):
-    with pytest.raises(ValidationError) as caught:
-        _settings(**values)
-    lines = describe_error(caught.value)
+    """As `python -m xtts` reports them: the settings' own checks, then the engine choice's."""
+    try:
+        choose_engine(_settings(**values))
+    except ValidationError as error:
+        lines = describe_error(error)
+    except InvalidEngineSetting as error:
+        lines = [str(error)]
+    else:
+        pytest.fail(f"{values} were accepted")
     assert len(lines) == 1
     assert lines[0].startswith(expected)
 
@@ -154,7 +170,7 @@ def test_a_bad_variable_stops_start_up_with_one_line_and_exit_code_2(tmp_path):
 def test_a_missing_engine_package_names_the_extra_to_install(engine, module, extra, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` fail
     with pytest.raises(EngineUnavailable, match=f"uv sync --extra {extra}"):
-        create_engine(_settings(tts_engine=engine)).load()
+        _engine(tts_engine=engine).load()
 
 
 def test_the_registry_tells_an_engine_whose_packages_are_not_installed(monkeypatch):
@@ -195,7 +211,7 @@ def test_a_misconfigured_engine_exits_with_1_not_exit_unavailable(tmp_path):
 @pytest.mark.parametrize("engine", ["hibari", "piper"])
 def test_a_voice_the_engine_lacks_stops_loading_naming_tts_voice(engine):
     with pytest.raises(EngineSetupError, match=r"TTS_VOICE: .* has no voice 'nobody'"):
-        create_engine(_settings(tts_engine=engine, tts_voice="nobody")).load()
+        _engine(tts_engine=engine, tts_voice="nobody").load()
 
 
 def test_xtts_engine_without_coqui_tts_names_the_extra(tmp_path, monkeypatch):
@@ -203,14 +219,14 @@ def test_xtts_engine_without_coqui_tts_names_the_extra(tmp_path, monkeypatch):
         (tmp_path / name).write_text("{}")
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(EngineSetupError, match="uv sync --extra xtts"):
-        create_engine(_settings(tts_engine="xtts", xtts_model_dir=tmp_path)).load()
+        _engine(tts_engine="xtts", xtts_model_dir=tmp_path).load()
 
 
 def test_xtts_engine_refuses_a_model_dir_without_the_model(tmp_path):
     with pytest.raises(
         EngineSetupError, match=r"XTTS_MODEL_DIR: .* lacks config\.json, model\.pth"
     ):
-        create_engine(_settings(tts_engine="xtts", xtts_model_dir=tmp_path)).load()
+        _engine(tts_engine="xtts", xtts_model_dir=tmp_path).load()
 
 
 # --- XTTS engine wiring, with the coqui-tts model and torch faked at the outermost boundary ---

@@ -113,13 +113,13 @@ class TTSEngine(Protocol):
         ...
 
 
-def create_engine(settings: Settings) -> TTSEngine:
-    """Instantiate the engine named by TTS_ENGINE (cheap: nothing heavy is loaded yet)."""
+def create_engine(name: str, settings: Settings) -> TTSEngine:
+    """Instantiate the engine `name` (see `choose_engine`; cheap: nothing heavy is loaded yet)."""
     try:
-        spec = ENGINES[settings.tts_engine]
+        spec = ENGINES[name]
     except KeyError:
         raise EngineSetupError(
-            f"TTS_ENGINE: must be one of {', '.join(ENGINES)} (got {settings.tts_engine!r})"
+            f"TTS_ENGINE: must be one of {', '.join(ENGINES)} (got {name!r})"
         ) from None
     module_name, _, class_name = spec.target.partition(":")
     engine_class = getattr(importlib.import_module(module_name), class_name)
