@@ -39,8 +39,8 @@ voices:
 	$(call apt_file,/usr/share/festival/voices/english/kal_diphone,festvox-kallpc16k,the turn set's voices)
 	$(call apt_file,/usr/share/festival/voices/us/cmu_us_slt_arctic_hts,festvox-us-slt-hts,the turn set's voices)
 
-test: install chromium voices ## Install what the tests need and run the whole suite
-	@$(UV) run --frozen $(EXTRAS) pytest
+test: install chromium voices lint ## Install what the tests need, lint, and run the whole suite
+	@$(UV) run --frozen $(EXTRAS) pytest --durations=25
 
 test-fast: install ## Unit tests only (marker unit; seconds)
 	@$(UV) run --frozen $(EXTRAS) pytest -m unit
@@ -57,11 +57,11 @@ test-browser: install chromium ## Browser tests: the page in headless Chromium
 test-docker: install ## Docker tests: the images and the Compose stack on a real engine
 	@$(UV) run --frozen $(EXTRAS) pytest -m docker
 
-lint: typecheck ## ruff lint and format check, and pyright on bot/ and xtts/
+# Also run by `make test`, so CI fails on a lint, format or type error.
+lint: install typecheck ## ruff lint and format check, and pyright on bot/ and xtts/
 	@$(UV) run --frozen $(EXTRAS) ruff check .
 	@$(UV) run --frozen $(EXTRAS) ruff format --check .
 
-# Also run by `make test` (tests/unit/test_types.py), so CI checks the types too.
 typecheck: install ## pyright on bot/ and xtts/ (settings in pyproject.toml)
 	@$(UV) run --frozen $(EXTRAS) pyright
 
@@ -74,11 +74,11 @@ format: install ## Apply ruff's fixes and formatting
 
 # BENCH_URL: any running bot (make run's, Compose's, a Modal URL); PART: the turn set's held-out
 # part (default), dev, tune or all; COMPARE=seed: the seed's configuration too, on the same turns.
-bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N | MODE=overlap [TRANSPORT=websocket]], or one it starts [LLM=GGUF|twin name]
+bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N [STAGGER=secs] | MODE=overlap [TRANSPORT=websocket]], or one it starts [LLM=GGUF|twin name]
 ifeq ($(MODE),overlap)
 	@$(UV) run --frozen $(EXTRAS) python scripts/bench_overlap.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(TRANSPORT),--transport $(TRANSPORT))
 else
-	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS)) $(if $(LLM),--llm $(LLM))
+	@$(UV) run --frozen $(EXTRAS) python scripts/bench.py $(if $(BENCH_URL),--url $(BENCH_URL)) $(if $(PART),--part $(PART)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(CALLS),--calls $(CALLS)) $(if $(STAGGER),--stagger $(STAGGER)) $(if $(LLM),--llm $(LLM))
 endif
 
 # The bot process's CPU per call, from /proc, while callers are connected and silent, speak and

@@ -3,7 +3,7 @@
     modal deploy modal/vllm_app.py          # https://<workspace>--voice-kit-llm-serve.modal.run/v1
     modal run modal/vllm_app.py             # smoke test: one chat completion against the deployment
 
-Needs two Modal Secrets (create them once, see README "Modal"):
+Needs two Modal Secrets (create them once, see docs/getting-started.md, "Modal"):
 - `voice-kit-huggingface` with HF_TOKEN, of an account granted access to the gated Llama 3.1;
 - `voice-kit-llm-key` with LLM_API_KEY, the bearer token vLLM demands (`--api-key`) and the
   bot sends. Web endpoints on Modal are public, so the key is what keeps the GPU to ourselves.

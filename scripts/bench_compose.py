@@ -1,5 +1,5 @@
 """The Compose kit's figures on this machine: cold build, code-only rebuild, image sizes, and
-`make up-lite` to ready. Prints a Markdown table for the README.
+`make up-lite` to ready. Prints a Markdown table for docs/getting-started.md.
 
     python scripts/bench_compose.py          # make bench-compose
 
