@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from pipecat.frames.frames import InterruptionFrame
 from pipecat.observers.base_observer import FramePushed
-from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver, _MomentKind
+from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.processors.frame_processor import FrameDirection
 
-# The caller's side of a cycle: what a withdrawn answer leaves as it was.
-_CALLERS_MOMENTS = (_MomentKind.VAD_STOP, _MomentKind.TRANSCRIPT)
+from bot import pipecat_compat
 
 
 class TurnLatencyObserver(UserBotLatencyObserver):
@@ -26,13 +25,9 @@ class TurnLatencyObserver(UserBotLatencyObserver):
 
     async def on_push_frame(self, data: FramePushed) -> None:
         kept = None
-        if (
-            data.direction is FrameDirection.DOWNSTREAM
-            and isinstance(data.frame, InterruptionFrame)
-            and self._user_stopped_time is not None
-        ):
-            moments = [m for m in self._moments if m.kind in _CALLERS_MOMENTS]
-            kept = (self._user_turn_start_time, self._user_turn, moments)
+        downstream = data.direction is FrameDirection.DOWNSTREAM
+        if downstream and isinstance(data.frame, InterruptionFrame):
+            kept = pipecat_compat.callers_side(self)  # None until the caller fell silent
         await super().on_push_frame(data)
         if kept is not None:
-            self._user_turn_start_time, self._user_turn, self._moments = kept
+            pipecat_compat.restore_callers_side(self, kept)

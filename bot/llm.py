@@ -65,6 +65,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 
+from bot import pipecat_compat
 from bot.answers import AnswerGuard, words
 from bot.deadlines import AnswerStream, Pace, within
 from bot.speculation import SpeakingGate
@@ -164,7 +165,8 @@ class KitLLMService(OpenAILLMService):
         confirmed (none if empty or 0)."""
         super().__init__(**kwargs)
         # Pipecat's gate holds an unconfirmed answer as text; this one lets it through to TTS.
-        self._speculation_gate = SpeakingGate(name=f"{self}::SpeculationGate")
+        self._gate = SpeakingGate(name=f"{self}::SpeculationGate")
+        pipecat_compat.use_speculation_gate(self, self._gate)
         self._filler = filler
         self._filler_secs = filler_secs
         self._confirmed = asyncio.Event()  # the turn being answered has ended
@@ -179,12 +181,17 @@ class KitLLMService(OpenAILLMService):
         self._reading: asyncio.Task | None = None  # the read-ahead of the latest answer
         self._answer: AnswerStream | None = None  # the latest answer's stream
         self._fold_notes = False  # the server's chat template refused a late system message
-        self._pace = Pace.of(str(self._client.base_url), self._settings.model or "")
+        self._pace = Pace.of(str(self._openai.base_url), self.settings.model or "")
         self._context = context  # the call's conversation, for reading the caller's words ahead
         self._answering = False  # an answer is being written
         self._bot_speaking = False
         self._reading_ahead: asyncio.Task | None = None
         self._probe = httpx.AsyncClient()  # asks a slow server whether it is still working
+
+    @property
+    def _openai(self) -> openai.AsyncOpenAI:
+        """The OpenAI client Pipecat's service made: the kit's own requests go through it too."""
+        return pipecat_compat.openai_client(self)
 
     def build_chat_completion_params(self, params_from_context: Any) -> dict:
         params = super().build_chat_completion_params(params_from_context)
@@ -242,7 +249,7 @@ class KitLLMService(OpenAILLMService):
         HTTP threads answer it while the model reads a long prompt, which holds up everything
         else llama.cpp answers; a stopped, killed or unreachable server does not). Ollama, which
         has no such endpoint, gets no more than the deadline."""
-        root = str(self._client.base_url).rstrip("/").removesuffix("/v1")
+        root = str(self._openai.base_url).rstrip("/").removesuffix("/v1")
         try:
             async with asyncio.timeout(_PROBE_SECS):
                 response = await self._probe.get(f"{root}/health")
@@ -265,9 +272,7 @@ class KitLLMService(OpenAILLMService):
                 self._confirm()
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._confirm()
-        withdrawn = (
-            isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation_gate.is_speculating
-        )
+        withdrawn = isinstance(frame, EagerEndOfTurnCancelFrame) and self._gate.is_speculating
         await super().process_frame(frame, direction)
         if withdrawn:
             # As when the caller cuts into speech: TTS drops the answer, HeldSpeech what it held.
@@ -295,6 +300,7 @@ class KitLLMService(OpenAILLMService):
             logger.debug(f"{self}: read-ahead skipped: {error.__class__.__name__}")
 
     async def _process_context(self, context: LLMContext) -> None:
+        # Pipecat's private per-answer step (bot/pipecat_compat.py).
         self._context = context
         self._answering = True
         try:
@@ -350,12 +356,12 @@ class KitLLMService(OpenAILLMService):
             if task is not None and not task.done():
                 await self.cancel_task(task)
         await super().cleanup()
-        await self._client.close()
+        await self._openai.close()
         await self._probe.aclose()
 
     async def prime(self, messages: list[Any]) -> None:
         """Have the server read `messages`, in the answers' window, into its prompt cache."""
-        if self._client.is_closed():  # the call ended as its last answer was spoken
+        if self._openai.is_closed():  # the call ended as its last answer was spoken
             return
         async with self._priming:
             try:
@@ -372,13 +378,13 @@ class KitLLMService(OpenAILLMService):
     async def _read(self, messages: list[Any]) -> None:
         """One request that has the server read `messages` and write a single token."""
         body: dict[str, Any] = {
-            "model": self._settings.model,
+            "model": self.settings.model,
             "messages": self._shaped(messages),
             "max_tokens": 1,
             "stream": True,
             **self._slot_body(),
         }
-        stream = await self._client.chat.completions.create(**body)
+        stream = await self._openai.chat.completions.create(**body)
         async with stream:
             async for _ in stream:
                 pass
@@ -394,6 +400,7 @@ class KitLLMService(OpenAILLMService):
             await self.push_frame(TTSSpeakFrame(self._filler, append_to_context=False))
 
     async def _push_llm_text(self, text: str) -> None:
+        # Pipecat's private: every piece of the answer's text passes here (bot/pipecat_compat.py).
         now = time.monotonic()
         self._writing = (self._writing[0] or now, now, self._writing[2] + text)
         if spoken := self._guard.feed(text):

@@ -22,7 +22,7 @@ All of it runs locally on the CPU: the VAD, the level and the call's own Whisper
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -43,15 +43,23 @@ from bot.playout import Playout
 from bot.stt import NothingHeardFrame
 from bot.turn_policy import TurnPolicy, backchannel_words
 
-if TYPE_CHECKING:
-    from bot.turns import PauseAwareVAD
+
+class Voice(Protocol):
+    """What the strategy reads of the call's VAD (`PauseAwareVAD`, bot/turns.py), every frame."""
+
+    @property
+    def speaking(self) -> bool: ...
+    @property
+    def hearing(self) -> bool: ...
+    @property
+    def stirring(self) -> bool: ...
 
 
 class OverlapStartStrategy(BaseUserTurnStartStrategy):
     """While the bot speaks: pauses it at the caller's voice, then resumes it for a backchannel
     or a false alarm, or starts the caller's turn (see the module's docstring)."""
 
-    def __init__(self, *, vad: PauseAwareVAD, policy: TurnPolicy, playout: Playout):
+    def __init__(self, *, vad: Voice, policy: TurnPolicy, playout: Playout):
         super().__init__()
         self._vad = vad
         self._policy = policy

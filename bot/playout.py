@@ -50,6 +50,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.utils.utils import obj_id
 
+from bot import pipecat_compat
+
 # Said to the LLM after an answer the caller cut into, so that the next answer responds to
 # what they said rather than carrying on (a system message: a note inside the answer's own
 # text was copied into later answers by small models).
@@ -68,6 +70,7 @@ class _MediaSender(BaseOutputTransport.MediaSender):
         await super().handle_interruptions(_)
 
     def _next_frame(self) -> AsyncGenerator[Frame, None]:
+        # Pipecat's private: what the playing task takes next (bot/pipecat_compat.py).
         return self._fresh(super()._next_frame())
 
     async def _fresh(self, frames: AsyncGenerator[Frame, None]) -> AsyncGenerator[Frame, None]:
@@ -80,7 +83,7 @@ class _MediaSender(BaseOutputTransport.MediaSender):
 
 def drop_stale_audio() -> None:
     """Use the sender above in every output transport made from now on (idempotent)."""
-    BaseOutputTransport.MediaSender = _MediaSender
+    pipecat_compat.use_media_sender(_MediaSender)
 
 
 class Playout(FrameProcessor):

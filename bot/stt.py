@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pipecat.frames.frames import (
@@ -40,7 +40,10 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.settings import STTSettings
 from pipecat.services.whisper.stt import WhisperSTTService
+
+from bot import pipecat_compat
 
 SAMPLE_RATE = 16000  # what Whisper hears, and so every call's input (the page's too)
 _MARGIN_SECS = 3.0  # silence after the turn: Whisper needs to "see" the speech end
@@ -180,11 +183,9 @@ class SharedWhisperSTTService(WhisperSTTService):
         super().__init__(**kwargs)
 
     def _load(self) -> None:
-        # The decoder stands in for the base class's WhisperModel: it has the same transcribe().
-        self._model = self._decoder  # pyright: ignore[reportAttributeAccessIssue]
-        unsupported = self._unsupported_language()
-        if unsupported:
-            raise ValueError(unsupported)
+        # Pipecat's private model loading (bot/pipecat_compat.py). The decoder stands in for the
+        # base class's WhisperModel: it has the same transcribe().
+        pipecat_compat.use_whisper_model(self, self._decoder)
 
     async def cleanup(self) -> None:
         await self._drop_early()
@@ -206,21 +207,23 @@ class SharedWhisperSTTService(WhisperSTTService):
         await super().process_audio_frame(frame, direction)
         if not self._words_so_far_secs:
             return
-        if not self._user_speaking:
+        if not pipecat_compat.user_speaking(self):
             self._words_heard_at = 0.0
             return
-        heard = len(self._audio_buffer) / (2 * self.sample_rate)
+        segment = pipecat_compat.segment_audio(self)
+        heard = len(segment) / (2 * self.sample_rate)
         idle = self._words_task is None or self._words_task.done()
         if idle and heard - self._words_heard_at >= self._words_so_far_secs:
             self._words_heard_at = heard
-            pcm = bytes(self._audio_buffer) + self._trailing_silence()
+            pcm = bytes(segment) + pipecat_compat.trailing_silence(self)
             self._words_task = self.create_task(self._words_so_far(pcm))
 
     async def _words_so_far(self, pcm: bytes) -> None:
         """Transcribe the turn so far and send the words on (not a transcript: nothing but the
         LLM's read-ahead uses them)."""
         audio = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
-        language = str(self._settings.language) if self._settings.language else None
+        settings = cast(STTSettings, self.settings)  # Pipecat types the property loosely
+        language = str(settings.language) if settings.language else None
 
         def transcribe() -> str:
             segments, _ = self._decoder.transcribe(audio, language=language)
@@ -231,11 +234,13 @@ class SharedWhisperSTTService(WhisperSTTService):
 
     async def _transcribe_early(self) -> None:
         await self._drop_early()
-        pcm = bytes(self._audio_buffer)
+        pcm = bytes(pipecat_compat.segment_audio(self))
         self._early = _Early(pcm, self.create_task(self._early_frames(pcm)))
 
     async def _early_frames(self, pcm: bytes) -> list[Frame]:
-        frames = [frame async for frame in super().run_stt(pcm + self._trailing_silence())]
+        frames = [
+            frame async for frame in super().run_stt(pcm + pipecat_compat.trailing_silence(self))
+        ]
         for frame in frames:
             if isinstance(frame, TranscriptionFrame):
                 eager = EagerTranscriptionFrame(
@@ -248,7 +253,7 @@ class SharedWhisperSTTService(WhisperSTTService):
         early = self._early
         if (
             early is not None
-            and early.covers(audio, len(self._trailing_silence()))
+            and early.covers(audio, len(pipecat_compat.trailing_silence(self)))
             and await early.ended()
         ):
             self._early = None

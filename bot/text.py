@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
 from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
+from bot import pipecat_compat
 from bot.answers import SENTENCE_END
 
 # A word ending a clause: comma, semicolon, colon or dash.
@@ -112,12 +113,13 @@ class FirstClauseAggregator(SimpleTextAggregator):
     async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
         async for aggregation in super().aggregate(text):
             yield self._passed_on(aggregation.text)
-        if self._aggregation_type != TextType.SENTENCE:
+        if self.aggregation_type != TextType.SENTENCE:
             return
         while cut := self._cut_here():  # never 0: a piece has words
-            head, self._text = self._text[:cut].strip(), self._text[cut:].lstrip()
-            yield self._passed_on(head)
-        if _PASSED_ON.search(self._text):
+            held = pipecat_compat.held_text(self)
+            pipecat_compat.hold_text(self, held[cut:].lstrip())
+            yield self._passed_on(held[:cut].strip())
+        if _PASSED_ON.search(pipecat_compat.held_text(self)):
             # Pipecat's lookahead would wait for the next sentence's first letter, which the
             # guard sends only once that sentence is written to its end (seen: "It's actually
             # both!" spoken 0.86 s late, together with the sentence after it).
@@ -136,8 +138,9 @@ class FirstClauseAggregator(SimpleTextAggregator):
         return cut
 
     def _complete_words(self) -> list[re.Match[str]]:
-        words = list(re.finditer(r"\S+", self._text))
-        if words and not self._text[-1].isspace():
+        held = pipecat_compat.held_text(self)
+        words = list(re.finditer(r"\S+", held))
+        if words and not held[-1].isspace():
             words.pop()  # still being written
         return words
 

@@ -20,6 +20,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.errors import ErrorCategory
 
+from bot import pipecat_compat
 from bot.text import FirstClauseAggregator
 
 SERVER_RATE = 24000  # the contract's output rate
@@ -57,13 +58,12 @@ class KitTTSService(TTSService):
             settings=TTSSettings(model=None, voice=voice or None, language=None),
             **kwargs,
         )
-        # Pipecat has no public hook for the aggregator; this is its sentence aggregator with
-        # an earlier first cut (see bot/text.py).
+        # Pipecat's sentence aggregator with an earlier first cut (see bot/text.py).
+        stock = pipecat_compat.text_aggregator(self)
         self._cutter = FirstClauseAggregator(
-            aggregation_type=self._text_aggregator._aggregation_type,
-            language=self._text_aggregator.language,
+            aggregation_type=stock.aggregation_type, language=stock.language
         )
-        self._text_aggregator = self._cutter
+        pipecat_compat.use_text_aggregator(self, self._cutter)
         self._base_url = base_url
         self._voice = voice
         self._language = language
@@ -190,8 +190,8 @@ class KitTTSService(TTSService):
                 return
             await self.start_tts_usage_metrics(text)
             # Pipecat's own streaming helper: whole 16-bit samples, however the bytes arrive.
-            frames = self._stream_audio_frames_from_iterator(
-                response.content.iter_any(), in_sample_rate=SERVER_RATE, context_id=context_id
+            frames = pipecat_compat.stream_audio_frames(
+                self, response.content.iter_any(), in_sample_rate=SERVER_RATE, context_id=context_id
             )
             lead, audio_secs = None, 0.0
             async for frame in frames:
@@ -205,8 +205,9 @@ class KitTTSService(TTSService):
                 self._cutter.spoken(len(text.split()), audio_secs, lead)
 
     async def _record_context_audio_outcome(self, context_id: str, received_audio: bool) -> None:
-        # Pipecat reports a context that ends without audio as an error of its own; when the
-        # context's request failed, that failure was reported already (once per outage).
+        # Pipecat's private (bot/pipecat_compat.py). It reports a context that ends without
+        # audio as an error of its own; when the context's request failed, that failure was
+        # reported already (once per outage).
         if context_id in self._failed_contexts:
             self._failed_contexts.discard(context_id)
             if not received_audio:
@@ -219,7 +220,7 @@ class KitTTSService(TTSService):
             # restarts): the server was asked and sent nothing. Say so in words, and speak
             # neither this request's late reply nor the rest of the answer.
             self._cut_short = self._quiet = context_id
-            secs = self._stop_frame_timeout_s
+            secs = pipecat_compat.stop_frame_timeout_secs(self)
             await self.push_error(
                 f"TTS server at {self._base_url} sent nothing for {secs:g} s",
                 category=ErrorCategory.CONNECTIVITY,

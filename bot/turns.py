@@ -66,6 +66,7 @@ from pipecat.turns.user_stop import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from bot import pipecat_compat
 from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
 from bot.overlap import OverlapStartStrategy
@@ -242,6 +243,7 @@ class PauseAwareVAD(SileroVADAnalyzer):
             self._floor = NoiseFloor(self._floor_margin_db, sample_rate=self.sample_rate)
 
     def _run_analyzer(self, buffer: bytes) -> VADState:
+        # Pipecat's private per-window step, in the VAD's thread (bot/pipecat_compat.py).
         if self._floor is not None:
             self._floor.listen(buffer)
         if self._denoiser is not None:
@@ -258,15 +260,14 @@ class PauseAwareVAD(SileroVADAnalyzer):
             # has settled where more silence leaves it, so it is not asked: its answer stands.
             confidence = self._silero
             # Pipecat's periodic resets fall where they would; after one, Silero settles again.
-            self._maybe_reset_model(confidence)
-            if self._windows_since_reset == 0:
+            if pipecat_compat.reset_silero_if_due(self, confidence):
                 self._silent_windows = 0
         else:
             confidence = float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
             self._silero = confidence
         if self._floor is not None:
             self._floor.judge(confidence)
-            starting = self._vad_state in (VADState.QUIET, VADState.STARTING)
+            starting = pipecat_compat.vad_state(self) in (VADState.QUIET, VADState.STARTING)
             if not self._floor.stands_out(starting=starting):
                 confidence = 0.0
         self._confidence = confidence
@@ -275,18 +276,19 @@ class PauseAwareVAD(SileroVADAnalyzer):
     async def cleanup(self) -> None:
         if self._denoiser is not None:
             # In the VAD's thread, so after any analysis still queued there.
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._denoiser.close)
+            thread = pipecat_compat.vad_thread(self)
+            await asyncio.get_running_loop().run_in_executor(thread, self._denoiser.close)
         await super().cleanup()
 
     @property
     def speaking(self) -> bool:
         """Voice in the latest window (and the stretch of speech confirmed)."""
-        return self._vad_state is VADState.SPEAKING
+        return pipecat_compat.vad_state(self) is VADState.SPEAKING
 
     @property
     def hearing(self) -> bool:
         """Voice in the latest window, confirmed as speech or not yet (the VAD's start)."""
-        return self._vad_state in (VADState.STARTING, VADState.SPEAKING)
+        return pipecat_compat.vad_state(self) in (VADState.STARTING, VADState.SPEAKING)
 
     @property
     def stirring(self) -> bool:
@@ -303,9 +305,10 @@ class PauseAwareVAD(SileroVADAnalyzer):
     @property
     def pause_secs(self) -> float:
         """Silence so far inside a stretch of speech; 0 while speaking or before any speech."""
-        if self._vad_state is not VADState.STOPPING:
+        if pipecat_compat.vad_state(self) is not VADState.STOPPING:
             return 0.0
-        return self._vad_stopping_count * self.num_frames_required() / self.sample_rate
+        windows = pipecat_compat.vad_stopping_count(self)
+        return windows * self.num_frames_required() / self.sample_rate
 
 
 def call_vad(settings: Settings, stop_secs: float) -> PauseAwareVAD:
@@ -327,7 +330,7 @@ class SmartTurnModel(LocalSmartTurnAnalyzerV3):
 
     def probability(self, audio: np.ndarray) -> float:
         """P(turn complete) for 16 kHz float32 audio ending now. Blocking: run it in a thread."""
-        return float(self._predict_endpoint(audio)["probability"])
+        return pipecat_compat.smart_turn_probability(self, audio)
 
 
 class TurnAudio:

@@ -12,10 +12,10 @@ numbers run on without a gap, so nothing is taken for lost.
 from __future__ import annotations
 
 import asyncio
-import time
 
-import pipecat.transports.smallwebrtc.transport as smallwebrtc
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack
+
+from bot import pipecat_compat
 
 
 class QuietAudioTrack(RawAudioTrack):
@@ -32,16 +32,15 @@ class QuietAudioTrack(RawAudioTrack):
         return future
 
     async def recv(self):
-        if not self._chunk_queue:
+        if not pipecat_compat.queued_audio(self):
             self._queued.clear()
             await self._queued.wait()
             # Resume on the clock: the time the line was quiet is a gap in the timestamps.
-            now = round((time.time() - self._start) * self._sample_rate)
-            self._timestamp = max(self._timestamp, now - now % self._samples_per_10ms)
+            pipecat_compat.track_clock_to_now(self)
         return await super().recv()
 
 
 def use_quiet_track() -> None:
     """Have every SmallWebRTC transport of this process speak through `QuietAudioTrack` (Pipecat
     builds its track inside its client, by this module-level name)."""
-    smallwebrtc.RawAudioTrack = QuietAudioTrack
+    pipecat_compat.use_output_track(QuietAudioTrack)

@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from bot import pipecat_compat
 from bot.calls import CallManager
 from bot.options import BadOptions, CallOptions
 from bot.pipeline import transport_params
@@ -192,16 +193,6 @@ def webrtc_router(calls: CallManager, handler: SmallWebRTCRequestHandler) -> API
     return router
 
 
-def hold_audio(connection: SmallWebRTCConnection, packets: int) -> None:
-    """Hold the caller's audio for `packets` 20 ms packets before it is decoded, not aiortc's
-    fixed four: a receiver releases a packet once that many newer ones have arrived (reordered
-    packets within them are put back in order; later ones are dropped)."""
-    for transceiver in connection.pc.getTransceivers():
-        if transceiver.kind == "audio":
-            # aiortc builds the buffer with its receiver and has no setting for it.
-            transceiver.receiver._RTCRtpReceiver__jitter_buffer._prefetch = packets  # type: ignore[attr-defined]
-
-
 class Signalling:
     """SmallWebRTC signalling for the page: one call per peer connection, by its pc_id."""
 
@@ -215,7 +206,9 @@ class Signalling:
         """The callback the handler runs with a new peer connection: it starts the call."""
 
         async def start_call(connection: SmallWebRTCConnection) -> None:
-            hold_audio(connection, self.calls.settings.bot_webrtc_jitter_packets)
+            # The caller's audio is held this many packets before it is decoded.
+            packets = self.calls.settings.bot_webrtc_jitter_packets
+            pipecat_compat.set_jitter_prefetch(connection, packets)
             transport = SmallWebRTCTransport(
                 webrtc_connection=connection, params=transport_params()
             )
