@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 
+from bot.call_config import PROFILES, Profile
 from bot.config import Settings
 from bot.models import SpeechModel
-from bot.tuning import PROFILES, Profile
 
 _CATALOG_TTL_SECS = 30.0
 _TIMEOUT = aiohttp.ClientTimeout(total=10)

@@ -26,6 +26,7 @@ from pipecat.processors.filters.function_filter import FunctionFilter
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
 
+from bot.call_config import CallConfig, call_config
 from bot.config import Settings
 from bot.health import PROBES
 from bot.latency import CallLatency, TurnLatency
@@ -39,7 +40,6 @@ from bot.services import make_llm, make_stt, make_tts
 from bot.speculation import HeldSpeech
 from bot.stt import SAMPLE_RATE as WHISPER_RATE
 from bot.tts import SERVER_RATE
-from bot.tuning import Tuning, tuning
 from bot.turns import call_vad, turn_policy, turn_strategies
 
 # Whisper hears 16 kHz; the TTS contract speaks 24 kHz.
@@ -90,15 +90,15 @@ async def run_call(
     report = CallReport(call_id)
     drop_stale_audio()  # no scrap of what the caller talked over is played (bot/playout.py)
 
-    tune = tuning(settings, options.profile)
+    config = call_config(settings, options.profile)
     context = LLMContext([{"role": "system", "content": options.prompt}])
-    stt = make_stt(options, speech, tune)
+    stt = make_stt(options, speech, config)
     llm = make_llm(settings, llm_slot, context)
-    tts = make_tts(settings, options, session, tune)
+    tts = make_tts(settings, options, session, config)
 
     playout = Playout()
     user_aggregator, assistant_aggregator = context_aggregators(
-        context, settings, tune, speech, playout
+        context, settings, config, speech, playout
     )
 
     pipeline = Pipeline(
@@ -146,16 +146,16 @@ async def run_call(
 def context_aggregators(
     context: LLMContext,
     settings: Settings,
-    tune: Tuning,
+    config: CallConfig,
     speech: SpeechModel,
     playout: Playout | None = None,
 ) -> LLMContextAggregatorPair:
     """The user and assistant sides of the conversation; the user's decides when a turn starts
     and ends (Silero VAD, aware of mid-sentence pauses, and the turn strategies; with the
     call's `playout`, voice over the bot pauses it while it is judged)."""
-    vad = call_vad(settings, tune.vad_stop_secs)
+    vad = call_vad(settings, config.vad_stop_secs)
     strategies = turn_strategies(
-        tune,
+        config,
         vad,
         turn_policy(settings),
         speech.turn_model,

@@ -11,30 +11,30 @@ from pipecat.services.xtts.tts import XTTSService
 from pipecat.transcriptions.language import Language
 
 from bot.answers import AnswerGuard
+from bot.call_config import CallConfig
 from bot.config import Settings
 from bot.llm import KitLLMService
 from bot.models import SpeechModel
 from bot.options import CallOptions
 from bot.stt import SharedWhisperSTTService
 from bot.tts import KitTTSService
-from bot.tuning import Tuning
 
 
 def _whisper_language(code: str) -> Language:
     return Language.ZH if code == "zh-cn" else Language(code)
 
 
-def make_stt(options: CallOptions, speech: SpeechModel, tuning: Tuning) -> STTService:
+def make_stt(options: CallOptions, speech: SpeechModel, config: CallConfig) -> STTService:
     """Whisper for one call, on the process's already loaded model (and, every
-    `tuning.read_ahead_secs` of a turn, its words so far, for the LLM to read ahead)."""
+    `config.read_ahead_secs` of a turn, its words so far, for the LLM to read ahead)."""
     language = _whisper_language(options.language)
     if speech.decoder is None:
         return WhisperSTTServiceMLX(
             settings=WhisperSTTServiceMLX.Settings(model=speech.name, language=language)
         )
     return SharedWhisperSTTService(
-        decoder=speech.decoder.windowed(tuning.trim_window),
-        words_so_far_secs=tuning.read_ahead_secs,
+        decoder=speech.decoder.windowed(config.trim_window),
+        words_so_far_secs=config.read_ahead_secs,
         settings=WhisperSTTService.Settings(model=speech.name, language=language),
         # Pipecat budgets turn detection with this (and assumes a full second when not given);
         # trimmed-window tiny.en takes 0.1 to 0.3 s on a 2-core CPU, larger models more.
@@ -72,9 +72,9 @@ def make_llm(
 
 
 def make_tts(
-    settings: Settings, options: CallOptions, session: aiohttp.ClientSession, tuning: Tuning
+    settings: Settings, options: CallOptions, session: aiohttp.ClientSession, config: CallConfig
 ) -> TTSService:
-    if tuning.stock_tts:
+    if config.stock_tts:
         return XTTSService(
             base_url=settings.xtts_base_url,
             aiohttp_session=session,

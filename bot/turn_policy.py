@@ -212,7 +212,7 @@ class TurnPolicy:
     """Every turn-taking threshold (built from Settings: `bot.turns.turn_policy`), and the
     decision made with them. Times are seconds of silence after the caller's last word.
 
-    The thresholds were tuned on the tuning part of the generated turn set (`make turn-study`:
+    The thresholds were tuned on the tune part of the generated turn set (`make turn-study`:
     six speech engines, many voices and speeds, two-sentence turns, requests, phrases left
     unfinished over a pause, babble, music, fan noise, reverb, phone-band and quiet callers),
     and are reported on its held-out part; never on the tests' recordings.

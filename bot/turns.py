@@ -67,13 +67,13 @@ from pipecat.turns.user_stop import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from bot import pipecat_compat
+from bot.call_config import CallConfig
 from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
 from bot.overlap import OverlapStartStrategy
 from bot.playout import CUT_NOTE, Playout
 from bot.sentence_end import SentenceEndModel
 from bot.stt import SAMPLE_RATE, NothingHeardFrame, TranscribeNowFrame
-from bot.tuning import Tuning
 from bot.turn_policy import Cue, TurnPolicy
 
 # Smart Turn reads the last 8 s; the turn's audio starts this long before its first speech.
@@ -746,7 +746,7 @@ class HybridTurnStopStrategy(BaseUserTurnStopStrategy):
 
 
 def turn_strategies(
-    tuning: Tuning,
+    config: CallConfig,
     vad: PauseAwareVAD,
     policy: TurnPolicy,
     model: SmartTurnModel | None = None,
@@ -760,11 +760,11 @@ def turn_strategies(
     (bot/overlap.py)."""
     from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 
-    if tuning.turn_detection == "silence":
-        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=tuning.turn_silence_secs)
+    if config.turn_detection == "silence":
+        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=config.turn_silence_secs)
         return UserTurnStrategies(stop=[stop])
-    if tuning.turn_detection == "smart-turn":
-        analyzer = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=tuning.turn_stop_secs))
+    if config.turn_detection == "smart-turn":
+        analyzer = LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=config.turn_stop_secs))
         return UserTurnStrategies(stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)])
     resumption = Resumption(context)
     overlap = []

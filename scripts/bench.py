@@ -25,7 +25,7 @@ Each turn is measured twice:
 one at a time, their first questions `--stagger` seconds apart (a call the bot refuses is
 reported as such).
 
-`--compare seed` opens a second call with the seed's configuration (bot/tuning.py) and asks it
+`--compare seed` opens a second call with the seed's configuration (bot/call_config.py) and asks it
 the same questions, interleaved with the kit's, then prints each stage's ratio. Results go to
 `--out` (bench-results/): bench.json, bench.md and bench.png (stacked bars per configuration).
 """

@@ -35,12 +35,12 @@ from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transcriptions.language import Language
 
+from bot.call_config import call_config
 from bot.config import Settings
 from bot.models import SpeechModel
 from bot.pipeline import context_aggregators
 from bot.sentence_end import SentenceEndModel, load_sentence_end_model
 from bot.stt import NothingHeardFrame, SharedWhisperSTTService, TurnDecoder, WordsSoFarFrame
-from bot.tuning import tuning
 from scripts.speech import _noise
 from tests.support import FIXTURES, spoken, whisper, words
 
@@ -118,12 +118,12 @@ async def run_turn(
     what the aggregator sends on, the conversation). With `read_sentences`, the sentence-end
     model reads the statements."""
     settings = Settings(_env_file=None, **overrides)
-    tune = tuning(settings)
+    config = call_config(settings)
     context = LLMContext([{"role": "system", "content": "You are a teacher."}])
     # The call's own assembly: the VAD and the turn strategies.
     sentences = sentence_model() if read_sentences else None
     speech = SpeechModel("tiny.en", "cpu", None, 0, sentence_model=sentences)
-    user, _ = context_aggregators(context, settings, tune, speech)
+    user, _ = context_aggregators(context, settings, config, speech)
     stt = SharedWhisperSTTService(
         decoder=CountingDecoder(whisper()),
         settings=WhisperSTTService.Settings(model="tiny.en", language=Language.EN),

@@ -18,11 +18,11 @@ from pipecat.frames.frames import (
 )
 from pipecat.turns.types import ProcessFrameResult
 
+from bot.call_config import call_config
 from bot.config import Settings
 from bot.overlap import OverlapStartStrategy
 from bot.playout import Playout
 from bot.stt import NothingHeardFrame
-from bot.tuning import tuning
 from bot.turn_policy import TurnPolicy, backchannel_words
 from bot.turns import call_vad, turn_policy, turn_strategies
 
@@ -237,6 +237,8 @@ async def test_a_hum_whisper_writes_as_words_leaves_the_bot_talking():
 def test_turn_backchannel_secs_0_leaves_every_voice_to_pipecat(secs, judged):
     settings = Settings(_env_file=None, turn_backchannel_secs=secs)
     vad = call_vad(settings, 0.2)
-    strategies = turn_strategies(tuning(settings), vad, turn_policy(settings), playout=Playout())
+    strategies = turn_strategies(
+        call_config(settings), vad, turn_policy(settings), playout=Playout()
+    )
     kinds = [type(s) for s in strategies.start or []]
     assert (OverlapStartStrategy in kinds) is judged

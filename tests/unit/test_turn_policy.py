@@ -1,10 +1,10 @@
 """The turn policy: what the transcript's end says, weighed with Smart Turn's probability and the
-caller's own gaps; and the seed's tuning next to the kit's."""
+caller's own gaps; and the seed's configuration next to the kit's."""
 
 import pytest
 
+from bot.call_config import call_config
 from bot.config import Settings
-from bot.tuning import tuning
 from bot.turn_policy import Cue, TurnPolicy, cue
 from bot.turns import turn_policy
 
@@ -132,14 +132,14 @@ def test_the_policy_is_built_from_the_settings():
 
 def test_the_seed_profile_is_the_seeds_configuration_whatever_the_settings():
     settings = Settings(_env_file=None, vad_stop_secs=0.15, turn_detection="silence")
-    seed = tuning(settings, "seed")
+    seed = call_config(settings, "seed")
     assert (seed.vad_stop_secs, seed.turn_detection, seed.turn_stop_secs) == (
         0.5,
         "smart-turn",
         1.5,
     )
     assert not seed.trim_window and seed.stock_tts
-    kit = tuning(settings)
+    kit = call_config(settings)
     assert (kit.vad_stop_secs, kit.turn_detection, kit.stock_tts) == (0.15, "silence", False)
 
 

@@ -1,4 +1,4 @@
-"""How one call's pipeline is tuned: the kit's (from Settings), or the seed's configuration.
+"""One call's pipeline configuration: the kit's (from Settings), or the seed's.
 
 The seed is the blog experiment the kit grew from: Pipecat's stock `XTTSService`, a 0.5 s VAD
 stop, Smart Turn alone with its 1.5 s fallback, Whisper on the full 30 s window, the first
@@ -19,7 +19,7 @@ PROFILES: tuple[Profile, ...] = ("kit", "seed")
 
 
 @dataclass(frozen=True)
-class Tuning:
+class CallConfig:
     vad_stop_secs: float
     turn_detection: Literal["hybrid", "smart-turn", "silence"]
     turn_stop_secs: float
@@ -29,9 +29,9 @@ class Tuning:
     read_ahead_secs: float = 0.0  # the caller's words read into the LLM while they speak
 
 
-def tuning(settings: Settings, profile: Profile = "kit") -> Tuning:
+def call_config(settings: Settings, profile: Profile = "kit") -> CallConfig:
     if profile == "seed":
-        return Tuning(
+        return CallConfig(
             vad_stop_secs=0.5,
             turn_detection="smart-turn",
             turn_stop_secs=1.5,
@@ -39,7 +39,7 @@ def tuning(settings: Settings, profile: Profile = "kit") -> Tuning:
             trim_window=False,
             stock_tts=True,
         )
-    return Tuning(
+    return CallConfig(
         vad_stop_secs=settings.vad_stop_secs,
         turn_detection=settings.turn_detection,
         turn_stop_secs=settings.turn_stop_secs,
