@@ -107,7 +107,7 @@ async def run_call(
             stt,
             user_aggregator,
             # The caller's audio ends here: nothing further down hears it, and each 20 ms frame
-            # used to pass six more processors and every observer (docs/scaling.md).
+            # used to pass six more processors and every observer (docs/operations.md).
             FunctionFilter(_not_input_audio, filter_system_frames=True),
             llm,
             tts,

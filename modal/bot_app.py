@@ -37,7 +37,7 @@ LLM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 WHISPER_MODEL = "large-v3-turbo"
 MINUTES = 60
 
-# Sized from the measured cost of a call (docs/scaling.md, "Calls per core"): the bot's process
+# Sized from the measured cost of a call (docs/operations.md, "Calls per core"): the bot's process
 # spends 11-13 % of a core on a connected, silent call and 25-27 % while the bot talks (2-vCPU
 # x86, `make call-cost`). Whisper's turns run on the T4 here, a fraction of a second per turn, so the
 # container's CPU runs out first: each call is given the talking figure with some headroom, and

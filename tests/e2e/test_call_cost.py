@@ -1,5 +1,5 @@
 """`make call-cost`: the bot's CPU per call, sampled from /proc while real callers are connected
-and silent, then speak, then hear the answer. Figures are not judged (docs/scaling.md records
+and silent, then speak, then hear the answer. Figures are not judged (docs/operations.md records
 them); that each phase was measured and adds up is."""
 
 from __future__ import annotations

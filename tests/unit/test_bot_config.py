@@ -147,5 +147,5 @@ def test_the_call_limit_is_this_replicas_share_of_the_calls_per_core(
 ):
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     settings = Settings(bot_replicas=replicas, bot_max_calls=max_calls)
-    assert CALLS_PER_CORE == 1  # the figure docs/scaling.md measures
+    assert CALLS_PER_CORE == 1  # the figure docs/operations.md measures
     assert settings.max_calls == expected
