@@ -72,6 +72,10 @@ format: install ## Apply ruff's fixes and formatting
 	@$(UV) run --frozen $(EXTRAS) ruff check --fix .
 	@$(UV) run --frozen $(EXTRAS) ruff format .
 
+.PHONY: settings-docs
+settings-docs: install ## Write .env.example and docs/configuration.md from the settings classes
+	@$(UV) run --frozen $(EXTRAS) python scripts/settings_docs.py
+
 # BENCH_URL: any running bot (make run's, Compose's, a Modal URL); PART: the turn set's held-out
 # part (default), dev, tune or all; COMPARE=seed: the seed's configuration too, on the same turns.
 bench: install voices ## Latency, cut-ins, stalls over WebRTC against a running bot [BENCH_URL=… PART=… COMPARE=seed | CALLS=N [STAGGER=secs] | MODE=overlap [TRANSPORT=websocket]], or one it starts [LLM=GGUF|twin name]
@@ -195,7 +199,7 @@ up-mac-cpu: compose-check mac-ollama ## Compose on a Mac: TTS server and bot in 
 
 up-metrics: docker-check ## Compose: Prometheus scraping the running stack's bot and TTS server (needs Docker Hub)
 	@$(COMPOSE) --profile metrics up --detach --wait prometheus
-	@echo "Prometheus: http://localhost:$(call setting,PROMETHEUS_PORT,9090) (see docs/scaling.md for a query)"
+	@echo "Prometheus: http://localhost:$(call setting,PROMETHEUS_PORT,9090) (see docs/operations.md for a query)"
 
 down: docker-check ## Compose: stop and remove the stack, whatever its profile (the model volumes stay)
 	@$(COMPOSE_ALL) down --remove-orphans

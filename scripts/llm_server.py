@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,17 +53,59 @@ class LLMServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    llm_server_host: str = "127.0.0.1"
-    llm_server_port: int = Field(8080, ge=1, le=65535)
-    llm_gguf: str = Field("auto", min_length=1, description="auto, bundled, or a GGUF path")
-    llm_gguf_repo: str = Field(
-        "", description="with LLM_GGUF_FILE: auto's model; empty: by machine"
+    # The first field of each section, and its title (scripts/settings_docs.py).
+    SECTIONS: ClassVar[dict[str, str]] = {
+        "llm_server_host": "Embedded LLM server (make run, when no LLM server answers)"
+    }
+
+    llm_server_host: str = Field(
+        "127.0.0.1", description="The address the embedded llama.cpp server listens on"
     )
-    llm_gguf_file: str = ""
-    llm_threads: int = Field(0, ge=0, le=1024, description="0 = cores - 1")
-    llm_nice: int = Field(10, ge=0, le=19, description="niceness: below the bot's audio path")
+    llm_server_port: int = Field(
+        8080, ge=1, le=65535, description="The embedded llama.cpp server's port"
+    )
+    llm_gguf: str = Field(
+        "auto",
+        min_length=1,
+        description="auto = the model this machine can hold a conversation with, by its cores and "
+        "memory (`python3 -m bot.llm_choice` says which and why: Qwen2.5-1.5B on 2-3 cores, Llama "
+        "3.2 3B on 4-6, Llama 3.1 8B from 7 with 9 GiB free), or LLM_GGUF_REPO/LLM_GGUF_FILE when "
+        "both are set, from the hub when reachable (downloaded once into models/), else the "
+        "bundled SmolLM2-135M-Instruct; bundled = that one at once; or a path to any GGUF file "
+        "(`make run` then serves that file, whatever answers at LLM_BASE_URL; `make twin` makes "
+        "timing twins of larger models, random weights at their speed, to measure them: "
+        "docs/llm.md#timing-twins-measuring-a-model-whose-weights-cannot-be-fetched)",
+    )
+    llm_gguf_repo: str = Field(
+        "",
+        description="With LLM_GGUF_FILE: the hub repository of auto's model; empty: the model for "
+        "this machine (docs/llm.md#which-model-by-default)",
+    )
+    llm_gguf_file: str = Field(
+        "", description="With LLM_GGUF_REPO: the GGUF file auto downloads from that repository"
+    )
+    llm_threads: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="CPU threads llama.cpp writes with; 0 = one less than the machine's cores (one "
+        "is left for the audio: on 2 cores a second thread made even a 1.7B model's answers "
+        "later, docs/llm.md#threads-and-priority)",
+    )
+    llm_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="The embedded llama.cpp server's niceness (0-19): the kernel gives the bot's "
+        "audio path (VAD, turn decisions, Whisper, pacing) the CPU first, llama.cpp what it leaves "
+        "(docs/llm.md#threads-and-priority)",
+    )
     llm_draft_gguf: str = Field(
-        "", description="a small model of the same family drafting tokens; bundled = SmolLM2-135M"
+        "",
+        description="Speculative decoding in the embedded server: a small model of the served "
+        "one's family (same tokenizer) drafts tokens for it to check; a GGUF path, or bundled "
+        "(SmolLM2-135M, for SmolLM2 models); empty = none. Its gain is not measured by the kit "
+        "(docs/llm.md).",
     )
 
 

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import aiohttp
@@ -44,8 +45,17 @@ class LauncherSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
+    # The first field of each section, and its title (scripts/settings_docs.py).
+    SECTIONS: ClassVar[dict[str, str]] = {"run_ready_timeout": "make run"}
+
     # A first start downloads models: Whisper's, and the hub LLM when it is reachable.
-    run_ready_timeout: float = Field(600, gt=0, le=86400)
+    run_ready_timeout: float = Field(
+        600,
+        gt=0,
+        le=86400,
+        description="How long to wait, in seconds, for everything to be ready (a first model "
+        "download can take minutes)",
+    )
 
 
 def say(message: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,18 +25,49 @@ class Settings(BaseSettings):
     # The `.env` file is shared with the bot, so unknown variables are expected and ignored.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
+    # The first field of each section, and its title (scripts/settings_docs.py).
+    SECTIONS: ClassVar[dict[str, str]] = {"tts_engine": "TTS server"}
+
     # Checked, and `auto` resolved, by xtts.engines.choice.choose_engine: the engines read these
     # settings, so the settings cannot know the engines.
-    tts_engine: str = "hibari"
-    tts_device: str = "cpu"
+    tts_engine: str = Field(
+        default="hibari",
+        description="hibari (Apache-2.0, CPU-fast, the default) | piper (GPL-3.0 engine, CC0 voice) "
+        "| xtts (XTTS v2, CPML non-commercial; needs the `xtts` extra and its weights in "
+        "XTTS_MODEL_DIR) | auto (xtts when both are there, else hibari)",
+    )
+    tts_device: str = Field(
+        default="cpu", description=f"Where the engine runs: {' | '.join(DEVICES)}"
+    )
     # None: the engine's own default voice.
-    tts_voice: str | None = None
-    tts_host: str = "0.0.0.0"
-    tts_port: int = Field(default=8001, ge=1, le=65535)
-    tts_max_text_chars: int = Field(default=2000, ge=1)
-    tts_threads: int = Field(default=1, ge=1, le=256)
-    tts_log_level: str = "info"
-    xtts_model_dir: Path | None = None
+    tts_voice: str | None = Field(
+        default=None,
+        description="The voice when a request names none: a studio-speaker name (hibari: heart; "
+        'piper: joe; xtts: e.g. "Claribel Dervla"). Empty = the engine\'s default voice.',
+    )
+    tts_host: str = Field(default="0.0.0.0", description="The address the TTS server listens on")
+    tts_port: int = Field(default=8001, ge=1, le=65535, description="The TTS server's port")
+    tts_max_text_chars: int = Field(
+        default=2000,
+        ge=1,
+        description="The longest text one request may carry; longer text gets 413. Text is "
+        "synthesized sentence by sentence.",
+    )
+    tts_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="CPU threads of the engine: onnxruntime's for hibari and piper, torch's for "
+        "XTTS v2",
+    )
+    tts_log_level: str = Field(
+        default="info", description=f"The TTS server's log level: {' | '.join(LOG_LEVELS)}"
+    )
+    xtts_model_dir: Path | None = Field(
+        default=None,
+        description="XTTS v2 folder with config.json, model.pth, vocab.json and speakers_xtts.pth "
+        "(TTS_ENGINE=xtts)",
+    )
 
     @field_validator("tts_device")
     @classmethod
