@@ -36,8 +36,14 @@ def setting(name: str, default: str) -> str:
     return values[-1] if values and values[-1] else default
 
 
-MIRROR = setting("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-SECURITY_MIRROR = setting("DEBIAN_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
+# Their defaults, as scripts/compose_settings.py documents them (this runs in the system's Python,
+# without the kit's packages; tests/unit/test_env_example.py checks the two agree).
+MIRRORS = {
+    "DEBIAN_MIRROR": "http://deb.debian.org/debian",
+    "DEBIAN_SECURITY_MIRROR": "http://deb.debian.org/debian-security",
+}
+MIRROR = setting("DEBIAN_MIRROR", MIRRORS["DEBIAN_MIRROR"])
+SECURITY_MIRROR = setting("DEBIAN_SECURITY_MIRROR", MIRRORS["DEBIAN_SECURITY_MIRROR"])
 PULL_TIMEOUT = 600  # a slow link pulls ~50 MB; a black-holed registry must not hang the build
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.config import Settings as BotSettings  # noqa: E402
 from scripts.bench import TURNS_DIR, ask, machine, make, resolve_llm, stack_with  # noqa: E402
 from scripts.caller import Caller  # noqa: E402
 
@@ -143,8 +144,7 @@ def main() -> int:
     chosen = [q for q in make(args.questions, args.only) if args.only or q["part"] == "held-out"]
     questions = chosen[: args.turns]
     # The stack it starts takes the calls it is given.
-    limit = int(os.environ.get("BOT_MAX_CALLS", "0") or 0)
-    os.environ["BOT_MAX_CALLS"] = str(max(limit, args.calls))
+    os.environ["BOT_MAX_CALLS"] = str(max(BotSettings().bot_max_calls, args.calls))
     with stack_with(resolve_llm("bundled"), args.url) as launcher:
         sampler = Sampler(bot_pid(launcher))
         sampler.start()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.models import bundled_whisper_path
 from tests.support import ARTIFACTS, free_port, server_process
+from tests.support.stacks import Stack, stack_env
+
+# Fixtures more than one directory's tests use, defined once: `open_page` (tests/browser and
+# tests/docker's browser tests).
+pytest_plugins = ["tests.support.browser"]
 
 _LOG_TAIL_LINES = 25
 UNIT = Path(__file__).parent / "unit"
@@ -40,33 +43,6 @@ def pytest_runtest_makereport(item, call):
             if "| DEBUG" not in line and "| TRACE" not in line
         ]
         report.sections.append((f"{log.name}, last lines", "\n".join(lines[-_LOG_TAIL_LINES:])))
-
-
-@dataclass(frozen=True)
-class Stack:
-    bot_url: str
-    llm_url: str
-    tts_url: str
-
-
-def stack_env(llm_port: int, tts_port: int, bot_port: int) -> dict[str, dict[str, str]]:
-    """Environment of each process; the bot's mirrors what `make run` gives it."""
-    return {
-        "llm": {"LLM_GGUF": "auto"},
-        "tts": {"TTS_ENGINE": "hibari", "TTS_PORT": str(tts_port), "TTS_HOST": "127.0.0.1"},
-        "bot": {
-            "WHISPER_MODEL": bundled_whisper_path() or "tiny.en",
-            "WHISPER_DEVICE": "cpu",
-            "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
-            "LLM_MODEL": "local",
-            "XTTS_BASE_URL": f"http://127.0.0.1:{tts_port}",
-            "BOT_HOST": "127.0.0.1",
-            "BOT_PORT": str(bot_port),
-            # Tests open calls back to back, and a closed call frees its place a little later;
-            # the limit itself is tested on a bot of its own (tests/e2e/test_call_limit.py).
-            "BOT_MAX_CALLS": "8",
-        },
-    }
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,8 @@ import shutil
 
 import pytest
 
-from tests.browser.conftest import NO_UDP
-from tests.browser.pages import CallPage, Microphone
 from tests.support import ARTIFACTS, ROOT, words
+from tests.support.browser import NO_UDP, CallPage, Microphone
 
 pytestmark = pytest.mark.browser
 

@@ -11,10 +11,9 @@ import httpx
 import pytest
 
 from scripts.caller import Caller
-from tests.browser.conftest import NO_UDP
-from tests.browser.pages import CallPage, Microphone
-from tests.conftest import stack_env
 from tests.support import free_port, server_process, stop_process
+from tests.support.browser import NO_UDP, CallPage, Microphone
+from tests.support.stacks import stack_env
 
 pytestmark = pytest.mark.browser
 

@@ -11,28 +11,21 @@ build secret, and `make down` at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.browser.conftest import open_page, playwright  # noqa: F401  (the browser test's)
 from tests.support import ARTIFACTS, ROOT, free_port, stop_process
+from tests.support.docker import KIT_LABEL, LINES, PROJECT, REPLICAS, LiteStack, make
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-PROJECT = "offgrid-voice-kit-test"
-# The label docker/Dockerfile puts on every image it builds.
-KIT_LABEL = "org.opencontainers.image.title=offgrid-voice-kit"
-REPLICAS = 2  # bot processes behind the proxy
-LINES = 2  # calls each takes
 
 
 def engine_answers() -> bool:
@@ -91,12 +84,6 @@ def docker_engine() -> Iterator[None]:
             stop_process(daemon, timeout=60)
 
 
-def docker(*args: str, timeout: float = 120) -> str:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="package")
 def base_image(docker_engine) -> str:
     """The base the kit's images build on here (the official image, else one from Debian)."""
@@ -120,60 +107,6 @@ def build_ca(tmp_path_factory) -> tuple[Path, bytes]:
     host = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
     bundle.write_bytes(host + b"\n" + marker + b"\n")
     return bundle, marker
-
-
-@dataclass
-class LiteStack:
-    """The running stack: its published URL, the environment `make` ran with, the secrets it got."""
-
-    url: str
-    env: dict[str, str]
-    secrets: dict[str, str] = field(default_factory=dict)
-
-    def _ps(self, *args: str, service: str = "") -> str:
-        labels = [f"com.docker.compose.project={PROJECT}"]
-        if service:
-            labels.append(f"com.docker.compose.service={service}")
-        return docker("ps", *(f"--filter=label={label}" for label in labels), *args)
-
-    def container(self, service: str) -> str:
-        ids = self._ps("--quiet", service=service).split()
-        assert len(ids) == 1, f"{service}: {ids}"
-        return ids[0]
-
-    def replicas(self, service: str = "bot-lite") -> dict[str, str]:
-        """The service's containers by hostname: the name the proxy routes each one by."""
-        ids = self._ps("--quiet", service=service).split()
-        return {self.inspect(c)["Config"]["Hostname"]: c for c in ids}
-
-    def containers(self, *, all_states: bool = False) -> list[str]:
-        return self._ps("--quiet", *(["--all"] if all_states else [])).split()
-
-    def inspect(self, container: str) -> dict:
-        return json.loads(docker("inspect", container))[0]
-
-    def save_logs(self) -> None:
-        """Each container's log, by service, in test-artifacts/ (for a failure's post-mortem)."""
-        listing = self._ps("--all", "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}')
-        for line in listing.splitlines():
-            container, service = line.split()
-            with (ARTIFACTS / f"docker-{service}.log").open("w") as out:
-                subprocess.run(["docker", "logs", container], stdout=out, stderr=subprocess.STDOUT)
-
-
-def make(target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    """`make <target>` as a user types it, its output kept in test-artifacts/."""
-    result = subprocess.run(
-        ["make", "--no-print-directory", target],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / f"make-{target}.log").write_text(result.stdout + result.stderr)
-    return result
 
 
 # The stack runs only while its own tests do: left up, its containers would share the CPU

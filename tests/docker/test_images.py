@@ -1,6 +1,7 @@
 """The kit's images, built for real by Docker Compose through BuildKit: every profile's, with
-no image registry; the CA bundle given as a build secret lands in no layer; a code-only change
-keeps the dependency layers; every image runs as a non-root user."""
+no image registry; the CA bundle given as a build secret lands in no layer, and the build's
+helper hands it to the downloads only when one is given; no image declares a secret; a code-only
+change keeps the dependency layers; every image runs as a non-root user."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from scripts.bench_compose import compose_binary, copy_build_context
-from tests.docker.conftest import docker
 from tests.support import ARTIFACTS, ROOT
+from tests.support.docker import docker
 
 pytestmark = pytest.mark.docker
 
@@ -29,8 +30,12 @@ IMAGES = {
     "cpu": ["offgrid-voice-kit/bot:cpu", "offgrid-voice-kit/tts:cpu"],
     "nvidia": ["offgrid-voice-kit/bot:cuda", "offgrid-voice-kit/tts:cuda"],
 }
+# The proxy in front of the bot's replicas (every profile's, from the base image alone).
+PROXY = "offgrid-voice-kit/proxy"
 # What each image's program imports first: the image is usable, not merely built.
 ENTRYPOINT_MODULES = {"bot": "bot.app", "tts": "xtts.app", "llm": "xllamacpp"}
+# What is only ever handed to a running container, as a secret file or its environment.
+SECRETS = ("HF_TOKEN", "TWILIO_", "LLM_API_KEY")
 
 
 def compose(
@@ -86,12 +91,48 @@ def test_every_profiles_images_build_without_a_registry(base_image, build_ca):
             )
 
 
+def every_image() -> list[str]:
+    return [*(tag for tags in IMAGES.values() for tag in tags), PROXY]
+
+
 def test_every_image_runs_as_a_non_root_user(base_image):
-    for tags in IMAGES.values():
-        for tag in tags:
-            config = json.loads(docker("image", "inspect", tag))[0]["Config"]
-            assert config["User"] == "10001:10001", tag
-            assert docker("run", "--rm", "--entrypoint", "id", tag, "-u").strip() == "10001"
+    for tag in every_image():
+        config = json.loads(docker("image", "inspect", tag))[0]["Config"]
+        assert config["User"] == "10001:10001", tag
+        assert config["Cmd"], tag  # its program, run as that user
+        assert docker("run", "--rm", "--entrypoint", "id", tag, "-u").strip() == "10001"
+
+
+def test_no_image_declares_a_secret(base_image):
+    """No secret is an image's variable, nor a build argument its history records."""
+    for tag in every_image():
+        config = json.loads(docker("image", "inspect", tag))[0]["Config"]
+        names = [variable.partition("=")[0] for variable in config["Env"] or []]
+        assert not [name for name in names if name.startswith(SECRETS)], (tag, names)
+        history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
+        assert not [secret for secret in SECRETS if secret in history], tag
+
+
+def test_the_build_ca_helper_hands_the_bundle_to_downloads_only_when_there_is_one(
+    base_image, build_ca
+):
+    """docker/with-build-ca, in an image, with the secret mounted where BuildKit mounts it: a
+    bundle is what uv, pip, the hub's client and curl then trust; an empty one (Compose's
+    default, docker/no-build-ca.pem) changes nothing."""
+    bundle, _ = build_ca
+    variables = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+    def trusted(secret: Path, *helper: str) -> dict[str, str]:
+        mount = f"type=bind,source={secret},target=/run/secrets/build_ca,readonly"
+        image = "offgrid-voice-kit/llm:lite"
+        printed = docker("run", "--rm", "--mount", mount, "--entrypoint", "env", image, *helper)
+        pairs = (line.partition("=") for line in printed.splitlines())
+        return {name: value for name, _, value in pairs if name in variables}
+
+    given = trusted(bundle, "with-build-ca", "env")
+    assert given == dict.fromkeys(variables, "/run/secrets/build_ca")
+    empty = ROOT / "docker" / "no-build-ca.pem"
+    assert trusted(empty, "with-build-ca", "env") == trusted(empty)
 
 
 def _layers_contain(image: str, needles: list[bytes]) -> list[bytes]:

@@ -24,9 +24,6 @@ from bot.transports.twilio import BUSY
 from bot.transports.websocket import TRY_AGAIN_LATER
 from scripts.caller import Caller, read_wav
 from scripts.llm_server import bundled_gguf
-from tests.browser.conftest import NO_UDP
-from tests.browser.pages import CallPage, Microphone
-from tests.docker.conftest import LINES, PROJECT, REPLICAS, docker, make
 from tests.support import (
     FIXTURES,
     ROOT,
@@ -39,6 +36,8 @@ from tests.support import (
     transcribe,
     words,
 )
+from tests.support.browser import NO_UDP, CallPage, Microphone
+from tests.support.docker import LINES, PROJECT, REPLICAS, docker, make
 
 pytestmark = pytest.mark.docker
 

@@ -1,6 +1,6 @@
 """`make bench COMPARE=seed` on a few of the varied questions, against the real stack: both
 configurations measured on the same questions, every stage reported, the three outputs written.
-Figures are not judged here (the README records them); their presence and consistency are."""
+Figures are not judged here (docs/benchmarks.md records them); their presence and consistency are."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 from bot.latency import STAGES
 from scripts.timing_twin import build
-from tests.e2e.test_twilio import phone_bot_env
 from tests.support import ROOT, free_port, server_process
+from tests.support.phone import phone_bot_env
 
 pytestmark = pytest.mark.e2e
 

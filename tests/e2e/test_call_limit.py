@@ -16,8 +16,23 @@ import pytest
 import websockets
 
 from scripts.caller import Caller
-from tests.e2e.test_twilio import CALL, PhoneLine, _open, phone_bot_env, signed_webhook, stream_of
-from tests.support import a_new_call_is_greeted, free_port, greeting_of, metric, rms, server_process
+from tests.support import (
+    a_new_call_is_greeted,
+    free_port,
+    greeting_of,
+    metric,
+    offer,
+    rms,
+    server_process,
+)
+from tests.support.phone import (
+    CALL,
+    PhoneLine,
+    open_stream,
+    phone_bot_env,
+    signed_webhook,
+    stream_of,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -58,19 +73,6 @@ async def wait_until_free(url: str, within: float) -> None:
 async def health(url: str) -> dict:
     async with httpx.AsyncClient() as client:
         return (await client.get(f"{url}/health")).json()
-
-
-async def offer(url: str) -> httpx.Response:
-    """A real browser-like offer (aiortc's), posted by hand to see the refusal itself."""
-    caller = Caller(url)
-    caller.pc.addTransceiver(caller.mic, direction="sendrecv")
-    await caller.pc.setLocalDescription(await caller.pc.createOffer())
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            body = {"sdp": caller.pc.localDescription.sdp, "type": "offer"}
-            return await client.post(f"{url}/api/offer", json=body)
-    finally:
-        await caller.pc.close()
 
 
 async def ws_refusal(url: str, start: dict | None = None) -> tuple[dict, int, str]:
@@ -165,7 +167,7 @@ async def test_a_phone_stream_that_finds_the_line_taken_is_closed_with_the_reaso
     await first.connect()
     try:
         await greeting_of(first)
-        async with await _open(url) as ws:
+        async with await open_stream(url) as ws:
             line = PhoneLine(ws)
             await line.start(parameters["token"])
             with pytest.raises(websockets.ConnectionClosed) as closed:

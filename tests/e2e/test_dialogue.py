@@ -14,7 +14,6 @@ import pytest
 
 from bot.answers import AnswerGuard
 from scripts.caller import Caller, read_wav
-from tests.conftest import stack_env
 from tests.support import (
     ARTIFACTS,
     FIXTURES,
@@ -27,6 +26,7 @@ from tests.support import (
     spoken,
     words,
 )
+from tests.support.stacks import stack_env
 
 pytestmark = pytest.mark.e2e
 

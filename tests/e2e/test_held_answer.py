@@ -13,8 +13,8 @@ import time
 import pytest
 
 from scripts.caller import Caller
-from tests.conftest import Stack, stack_env
 from tests.support import finals, free_port, rms, server_process, silence, spoken, words
+from tests.support.stacks import Stack, stack_env
 
 pytestmark = pytest.mark.e2e
 

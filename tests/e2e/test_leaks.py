@@ -15,9 +15,8 @@ import httpx
 import pytest
 
 from scripts.caller import Caller
-from tests.e2e.test_call_limit import offer
-from tests.e2e.test_twilio import phone_bot_env
-from tests.support import free_port, metric, server_process
+from tests.support import free_port, metric, offer, server_process
+from tests.support.phone import phone_bot_env
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from scripts.caller import Caller, read_wav
-from tests.conftest import stack_env
 from tests.support import FIXTURES, free_port, metric, rms, server_process, stop_process, transcribe
+from tests.support.stacks import stack_env
 
 pytestmark = pytest.mark.e2e
 

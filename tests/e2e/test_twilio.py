@@ -4,7 +4,6 @@ real bot. Only Twilio's cloud is emulated; signatures come from Twilio's own lib
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import subprocess
@@ -20,9 +19,7 @@ import numpy as np
 import pytest
 import soxr
 import websockets
-from twilio.request_validator import RequestValidator
 
-from bot.models import bundled_whisper_path
 from scripts.caller import read_wav
 from tests.support import (
     ARTIFACTS,
@@ -33,33 +30,21 @@ from tests.support import (
     rms,
     server_process,
     transcribe,
-    ulaw2lin,
-    wait_until,
+)
+from tests.support.phone import (
+    AUTH_TOKEN,
+    CALL,
+    PhoneLine,
+    open_stream,
+    phone_bot_env,
+    signed_webhook,
+    stream_of,
 )
 
 pytestmark = pytest.mark.e2e
 
-AUTH_TOKEN = "emulated-twilio-auth-token"  # a test value, not a credential
 PCM_16K = np.frombuffer(read_wav(FIXTURES / "questions" / "france.wav"), "<i2")
 QUESTION = lin2ulaw(soxr.resample(PCM_16K, 16000, 8000).astype("<i2").tobytes())
-FRAME = 160  # 20 ms of 8 kHz μ-law
-CALL = {"CallSid": "CA0001", "AccountSid": "AC0001", "From": "+15550001111", "To": "+15550002222"}
-
-
-def phone_bot_env(stack, port: int, **extra: str) -> dict[str, str]:
-    """A bot on `port` using the stack's LLM and TTS, reached by Twilio at its own address."""
-    return {
-        "WHISPER_MODEL": bundled_whisper_path() or "tiny.en",
-        "WHISPER_DEVICE": "cpu",
-        "LLM_BASE_URL": f"{stack.llm_url}/v1",
-        "LLM_MODEL": "local",
-        "XTTS_BASE_URL": stack.tts_url,
-        "BOT_HOST": "127.0.0.1",
-        "BOT_PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -69,93 +54,6 @@ def phone_bot(stack):
     env = phone_bot_env(stack, port)
     with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="phone-bot"):
         yield url
-
-
-def signed_webhook(bot: str, params: dict, signature: str | None = None) -> httpx.Response:
-    url = f"{bot}/twilio/voice"
-    signature = signature or RequestValidator(AUTH_TOKEN).compute_signature(url, params)
-    return httpx.post(url, data=params, headers={"X-Twilio-Signature": signature})
-
-
-def stream_of(twiml: str) -> tuple[str, dict[str, str]]:
-    stream = ET.fromstring(twiml).find("./Connect/Stream")
-    return stream.get("url"), {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-
-
-class PhoneLine:
-    """Twilio's side of one Media Stream."""
-
-    def __init__(self, ws, stream_sid: str = "MZ0001"):
-        self.ws, self.stream_sid = ws, stream_sid
-        self.events: list[dict] = []
-        self.audio: list[tuple[float, bytes]] = []  # (arrival, 8 kHz s16le)
-        self._pending = b""
-
-    async def start(self, token: str | None) -> None:
-        await self.ws.send(
-            json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        )
-        custom = {"token": token} if token else {}
-        await self.ws.send(
-            json.dumps(
-                {
-                    "event": "start",
-                    "sequenceNumber": "1",
-                    "streamSid": self.stream_sid,
-                    "start": {
-                        "streamSid": self.stream_sid,
-                        "accountSid": CALL["AccountSid"],
-                        "callSid": CALL["CallSid"],
-                        "tracks": ["inbound"],
-                        "customParameters": custom,
-                        "mediaFormat": {
-                            "encoding": "audio/x-mulaw",
-                            "sampleRate": 8000,
-                            "channels": 1,
-                        },
-                    },
-                }
-            )
-        )
-
-    def say(self, mulaw: bytes) -> None:
-        self._pending += mulaw
-
-    async def microphone(self) -> None:
-        start, n = time.monotonic(), 0
-        while True:
-            chunk, self._pending = self._pending[:FRAME], self._pending[FRAME:]
-            payload = base64.b64encode(chunk.ljust(FRAME, b"\xff")).decode()  # 0xff: μ-law silence
-            n += 1
-            await self.ws.send(
-                json.dumps(
-                    {
-                        "event": "media",
-                        "streamSid": self.stream_sid,
-                        "media": {
-                            "track": "inbound",
-                            "chunk": str(n),
-                            "timestamp": str(n * 20),
-                            "payload": payload,
-                        },
-                    }
-                )
-            )
-            await asyncio.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
-
-    async def receive(self) -> None:
-        async for raw in self.ws:
-            event = json.loads(raw)
-            self.events.append(event)
-            if event.get("event") == "media":
-                mulaw = base64.b64decode(event["media"]["payload"])
-                self.audio.append((time.monotonic(), ulaw2lin(mulaw)))
-
-    def of(self, kind: str) -> list[dict]:
-        return [e for e in self.events if e.get("event") == kind]
-
-    async def wait_for(self, predicate, within: float, what: str):
-        return await wait_until(predicate, within, what)
 
 
 def test_a_signed_webhook_gets_twiml_with_a_stream_and_a_token(phone_bot):
@@ -185,14 +83,9 @@ async def test_an_unsigned_stream_upgrade_is_refused(phone_bot):
     assert refused.value.response.status_code == 403
 
 
-async def _open(url: str):
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
-    return websockets.connect(url, additional_headers={"X-Twilio-Signature": signature})
-
-
 async def hear_the_greeting(url: str, token: str) -> None:
     """Open the stream with `token` and wait until the greeting's audio arrives."""
-    async with await _open(url) as ws:
+    async with await open_stream(url) as ws:
         line = PhoneLine(ws)
         await line.start(token)
         receiving = asyncio.create_task(line.receive())
@@ -208,7 +101,7 @@ async def test_a_reused_missing_or_unknown_token_closes_before_any_pipeline(phon
     if token == "reused":
         await hear_the_greeting(url, parameters["token"])  # the first use is fine...
         token = parameters["token"]
-    async with await _open(url) as ws:
+    async with await open_stream(url) as ws:
         line = PhoneLine(ws)
         await line.start(token)
         with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -219,7 +112,7 @@ async def test_a_reused_missing_or_unknown_token_closes_before_any_pipeline(phon
 
 async def test_a_spoken_question_gets_a_spoken_answer_and_barge_in_clears(phone_bot):
     url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
-    async with await _open(url) as ws:
+    async with await open_stream(url) as ws:
         line = PhoneLine(ws)
         await line.start(parameters["token"])
         tasks = [asyncio.create_task(line.receive()), asyncio.create_task(line.microphone())]
@@ -248,7 +141,7 @@ async def test_a_spoken_question_gets_a_spoken_answer_and_barge_in_clears(phone_
 
 async def test_garbage_and_oversized_frames_leave_the_server_serving(phone_bot):
     url, parameters = stream_of(signed_webhook(phone_bot, CALL).text)
-    async with await _open(url) as ws:
+    async with await open_stream(url) as ws:
         await ws.send("this is not json")
         await ws.send(json.dumps({"event": "mystery"}))
         await PhoneLine(ws).start(parameters["token"])
@@ -321,7 +214,7 @@ async def test_calls_are_recorded_on_two_channels_with_emulated_twilio_rest(
     )
     with server_process(["-m", "bot"], env=env, ready_url=f"{url}/ready", name="recording-bot"):
         ws_url, parameters = stream_of(signed_webhook(url, CALL).text)
-        async with await _open(ws_url) as ws:
+        async with await open_stream(ws_url) as ws:
             line = PhoneLine(ws)
             await line.start(parameters["token"])
             receiving = asyncio.create_task(line.receive())

@@ -25,6 +25,7 @@ import yaml
 from bot.config import Settings as BotSettings
 from scripts.settings_docs import variables
 from tests.support import ROOT
+from tests.support.manifests import imported_manifest
 from xtts.config import Settings as TTSSettings
 from xtts.engines.choice import choose_engine
 
@@ -423,9 +424,9 @@ def test_the_lite_profile_runs_only_the_kits_own_images():
 
 
 def test_ollama_and_vllm_images_are_pinned_and_vllm_matches_modal():
-    modal_version = re.search(
-        r'^VLLM_VERSION = "([\d.]+)"$', (ROOT / "modal" / "vllm_app.py").read_text(), re.M
-    )[1]
+    pytest.importorskip("modal")
+    with imported_manifest("vllm_app") as manifest:  # the version its image installs
+        modal_version = manifest.VLLM_VERSION
     assert render("nvidia")["services"]["vllm"]["image"] == f"vllm/vllm-openai:v{modal_version}"
     ollama = render("cpu")["services"]["ollama"]["image"]
     assert re.fullmatch(r"ollama/ollama:\d+\.\d+\.\d+", ollama), ollama

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from pipecat.processors.aggregators.llm_context import LLMContext
 
+from bot.call_config import call_config
 from bot.config import Settings
 from bot.denoise import Denoiser, denoiser
 from bot.models import SpeechModel
 from bot.pipeline import context_aggregators, transport_params
-from bot.tuning import tuning
 from scripts.speech import _noise
 from tests.support import FIXTURES
 
@@ -77,7 +77,7 @@ def test_rnnoise_cleans_what_the_vad_hears_and_not_what_whisper_hears(rnnoise):
     settings = Settings(_env_file=None, rnnoise=rnnoise)
     context = LLMContext([{"role": "system", "content": "You are a teacher."}])
     speech = SpeechModel("tiny.en", "cpu", None, 0)
-    user, _ = context_aggregators(context, settings, tuning(settings), speech)
+    user, _ = context_aggregators(context, settings, call_config(settings), speech)
     vad = user._params.vad_analyzer
     vad.set_sample_rate(RATE)
     assert isinstance(vad._denoiser, Denoiser) is rnnoise

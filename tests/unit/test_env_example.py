@@ -12,6 +12,7 @@ import re
 
 from bot.config import PROMPTS_DIR
 from bot.config import Settings as BotSettings
+from scripts.base_image import MIRRORS
 from scripts.compose_settings import ComposeSettings
 from scripts.llm_server import LLMServerSettings
 from scripts.run import LauncherSettings
@@ -22,18 +23,6 @@ from xtts.engines.choice import choose_engine
 
 EXAMPLE = ROOT / ".env.example"
 COMPOSE = ROOT / "compose" / "compose.yaml"
-# os.environ.get("NAME", "default") or setting("NAME", "default") (scripts/base_image.py).
-READ_ONE_BY_ONE = re.compile(r'(?:os\.environ\.get|\bsetting)\("([A-Z_]+)"(?:, "([^"]*)")?')
-
-
-def read_one_by_one() -> dict[str, set[str]]:
-    """Variables the scripts read outside the settings classes, with the literal defaults they
-    give them."""
-    found: dict[str, set[str]] = {}
-    for script in (ROOT / "scripts").glob("*.py"):
-        for name, default in READ_ONE_BY_ONE.findall(script.read_text()):
-            found.setdefault(name, set()).update({default} if default else set())
-    return found
 
 
 def compose_variables() -> set[str]:
@@ -53,16 +42,16 @@ def process_variables() -> set[str]:
     }
 
 
-def test_variables_the_scripts_read_one_by_one_are_settings_with_the_same_defaults():
+def test_the_base_image_script_reads_the_mirrors_with_composes_defaults():
+    """scripts/base_image.py runs in the system's Python, without the settings classes."""
     documented = variables()
-    for name, defaults in read_one_by_one().items():
-        assert name in documented, f"{name} is read by a script but is no settings field"
-        assert defaults <= {documented[name]}, f"{name}: the script's default {defaults}"
+    for name, default in MIRRORS.items():
+        assert documented.get(name) == default, f"{name}: the script's default {default}"
 
 
 def test_compose_settings_are_what_compose_and_the_scripts_read_and_nothing_else():
     own = {name.upper() for name in ComposeSettings.model_fields}
-    unread = own - compose_variables() - set(read_one_by_one())
+    unread = own - compose_variables() - set(MIRRORS)
     assert unread == set(), "ComposeSettings fields nothing reads"
     assert own.isdisjoint(process_variables()), "a process's setting belongs to its own class"
     assert compose_variables() <= set(variables()), "compose.yaml reads a variable no class has"

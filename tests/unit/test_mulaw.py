@@ -1,4 +1,4 @@
-"""The tests' μ-law codec (tests/support.py), which stands in for `audioop` (gone in Python
+"""The tests' μ-law codec (tests/support), which stands in for `audioop` (gone in Python
 3.13): the G.711 reference's codes, and a round trip within μ-law's quantisation."""
 
 from __future__ import annotations

@@ -1,4 +1,17 @@
-"""Helpers shared by the suites: free ports, real server processes, and Whisper as the judge."""
+"""Helpers shared by the suites: free ports, real server processes, and Whisper as the judge.
+
+Test modules share helpers only through this package (never through one another): what every
+suite uses is here, and each concern with dependencies of its own has a module, imported only by
+the suites that need it:
+
+- `tests.support.stacks`: the real stack's processes and their environment;
+- `tests.support.phone`: Twilio's side of a phone call (webhook, stream, Media Stream);
+- `tests.support.browser`: the page as the tests see it, and the `open_page` fixture (a plugin
+  that tests/conftest.py loads);
+- `tests.support.docker`: `docker` and `make` as a user types them, the Compose stack's containers;
+- `tests.support.builds`: a build step run here with its downloads faked;
+- `tests.support.manifests`: the Modal manifests, imported offline.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +32,8 @@ import numpy as np
 import scripts.caller
 from scripts.caller import Caller
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -159,6 +172,19 @@ async def a_new_call_is_greeted(url: str) -> None:
         assert rms(await greeting_of(caller)) > 0.01
     finally:
         await caller.close()
+
+
+async def offer(url: str) -> httpx.Response:
+    """A real browser-like offer (aiortc's), posted by hand to see the refusal itself."""
+    caller = Caller(url)
+    caller.pc.addTransceiver(caller.mic, direction="sendrecv")
+    await caller.pc.setLocalDescription(await caller.pc.createOffer())
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            body = {"sdp": caller.pc.localDescription.sdp, "type": "offer"}
+            return await client.post(f"{url}/api/offer", json=body)
+    finally:
+        await caller.pc.close()
 
 
 async def ask(caller: Caller, pcm: bytes) -> tuple[str, bytes, dict]:
