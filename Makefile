@@ -10,7 +10,7 @@ EXTRAS := --extra bot --extra tts --extra piper --extra llm
 .PHONY: help install chromium voices run test test-fast lint typecheck hooks format bench call-cost twin turn-study noise-study
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
 install: ## Install the kit into .venv from uv.lock (installs uv when missing)
 	@$(UV) --version >/dev/null 2>&1 || { $(INSTALL_UV); }
