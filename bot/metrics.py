@@ -31,11 +31,11 @@ class BotMetrics:
         Gauge(
             "kit_event_loop_tasks", "Tasks alive on the bot's event loop", registry=registry
         ).set_function(lambda: len(asyncio.all_tasks()))
-        # The default executor (Whisper, Smart Turn, aiortc's encoders) keeps the workers it has
+        # The default executor (Whisper, Smart Turn, aiortc's encoders) keeps the threads it has
         # started, up to its bound; counted apart, so that threads a call leaves behind show.
         Gauge(
             "kit_executor_threads",
-            "Worker threads of the event loop's default executor (bounded, kept once started)",
+            "Threads of the event loop's default executor (bounded, kept once started)",
             registry=registry,
         ).set_function(
             lambda: sum(t.name.startswith(EXECUTOR_THREAD_PREFIX) for t in threading.enumerate())
