@@ -34,17 +34,39 @@ def websocket_router(calls: CallManager) -> APIRouter:
     router = APIRouter()
 
     async def refuse(websocket: WebSocket, message: str, code: int = POLICY_VIOLATION) -> None:
+        """Tell the caller why, and close: the call does not start."""
         logger.info(f"WebSocket call refused: {message}")
         await websocket.send_json({"type": "error", "error": message})
         await websocket.close(code, reason=message[:120])
 
     @router.websocket("/ws")
     async def call(websocket: WebSocket) -> None:
-        if others_may_answer(websocket) and not (calls.ready and calls.has_room()):
+        behind_proxy = others_may_answer(websocket)
+        if behind_proxy and not calls.ready:
             # Before the upgrade, where the proxy can still hand the call to another replica.
-            message = calls.busy_message() if calls.ready else "the bot is still loading"
-            return await websocket.send_denial_response(JSONResponse({"error": message}, 503))
-        await websocket.accept()
+            return await websocket.send_denial_response(
+                JSONResponse({"error": "the bot is still loading"}, 503)
+            )
+        # The place is taken before the upgrade, not at the start message: two sockets arriving
+        # together must not both find the last place free (behind the proxy, the second would be
+        # refused too late to be handed on).
+        admitted = calls.admit()
+        if behind_proxy and not admitted:
+            return await websocket.send_denial_response(
+                JSONResponse({"error": calls.busy_message()}, 503)
+            )
+        task = None
+        try:
+            await websocket.accept()
+            task = await _started(websocket, admitted)
+        finally:
+            if admitted and task is None:
+                calls.release()
+        if task is not None:
+            await task  # the socket lives as long as this handler: wait for the call to end
+
+    async def _started(websocket: WebSocket, admitted: bool) -> asyncio.Task | None:
+        """The call started on an accepted socket, or None once the caller has been refused."""
         try:
             first = await asyncio.wait_for(websocket.receive_text(), _START_TIMEOUT_SECS)
         except TimeoutError:
@@ -67,9 +89,8 @@ def websocket_router(calls: CallManager) -> APIRouter:
             options = await calls.options({k: v for k, v in start.items() if k != "type"})
         except BadOptions as error:
             return await refuse(websocket, str(error))
-        if not calls.admit():
+        if not admitted:
             return await refuse(websocket, calls.busy_message(), TRY_AGAIN_LATER)
-
         transport = FastAPIWebsocketTransport(
             websocket,
             FastAPIWebsocketParams(
@@ -78,7 +99,6 @@ def websocket_router(calls: CallManager) -> APIRouter:
                 add_wav_header=False,
             ),
         )
-        # The socket lives as long as this handler: wait for the call to end.
-        await calls.start(transport, options, kind="ws")
+        return calls.start(transport, options, kind="ws")
 
     return router

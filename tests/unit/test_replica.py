@@ -4,6 +4,7 @@ call's later requests, and the 503 that sends a call on to another replica while
 
 import re
 import socket
+import time
 
 import pytest
 from starlette.testclient import WebSocketDenialResponse
@@ -92,3 +93,29 @@ def test_the_phone_stream_is_sent_back_to_the_replica_that_took_the_call(full_bo
         assert '<Stream url="wss://testserver/twilio/ws"' in direct
     finally:
         assert calls.admit()
+
+
+def test_a_socket_holds_the_last_line_from_its_upgrade_so_the_next_is_handed_on():
+    """Two sockets arriving together at a one-line replica: the first takes the line at its
+    upgrade, before its start message, so the second is denied while the proxy can still send it
+    elsewhere; a socket that leaves without starting a call gives the line back."""
+    with bot_app_client(bot_max_calls=1) as bot:
+        calls = bot.app.state.calls
+        with bot.websocket_connect("/ws", headers=PROXIED):
+            assert calls.active == 1
+            with (
+                pytest.raises(WebSocketDenialResponse) as denied,
+                bot.websocket_connect("/ws", headers=PROXIED),
+            ):
+                pass
+            assert denied.value.status_code == 503
+        deadline = time.monotonic() + 10
+        while calls.active:
+            assert time.monotonic() < deadline, "the line was not given back"
+            time.sleep(0.05)
+        with bot.websocket_connect("/ws", headers=PROXIED) as ws:
+            ws.send_json({"type": "nonsense"})
+            assert "start" in ws.receive_json()["error"]
+        while calls.active:
+            assert time.monotonic() < deadline, "a refused socket kept the line"
+            time.sleep(0.05)
