@@ -118,7 +118,6 @@ class Settings(BaseSettings):
         "bot.llm_choice` says which and why; docs/llm.md#which-model-by-default has the rule); on "
         "a GPU or a Mac, the seed's. The seed's model everywhere: llama3.1:8b.",
     )
-    # Also read from /run/secrets/llm_api_key (Compose); empty there means none.
     llm_api_key: str = Field(
         "EMPTY",
         description="Bearer token (vLLM --api-key); EMPTY for none. Also read from "
@@ -227,8 +226,6 @@ class Settings(BaseSettings):
     bot_max_prompt_chars: int = Field(
         4000, ge=1, description="The longest persona prompt a caller may send from the page"
     )
-    # Calls beyond this are refused before any media (503, close code 1013, a busy message on
-    # the phone) rather than slowing every call down.
     bot_max_calls: int = Field(
         0,
         ge=0,
@@ -237,8 +234,6 @@ class Settings(BaseSettings):
         "WebSocket close 1013, a busy message on the phone). 0 = its share of one call per CPU "
         "core, shared by BOT_REPLICAS (docs/operations.md#calls-per-core).",
     )
-    # Compose runs this many bot processes behind the kit's proxy (docker/proxy.conf), sharing
-    # the machine: each takes its share of the calls. `make run` runs one.
     bot_replicas: int = Field(
         1,
         ge=1,
@@ -247,7 +242,6 @@ class Settings(BaseSettings):
         "BOT_PORT, sharing the LLM and TTS servers and this machine's calls; each holds its own "
         "Whisper. make run runs one (docs/operations.md#replicas-behind-a-proxy).",
     )
-    # Spoken answers: at most this many words and sentences; a repeating answer is cut earlier.
     bot_max_answer_words: int = Field(
         60,
         ge=5,
